@@ -1,0 +1,454 @@
+// Package admin is flashgate's admin HTTP API (contract §6): activities,
+// items, publishing (which preloads sharded stock into Redis) and item
+// statistics, behind a bearer token, on a listener of its own.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/mysql"
+	"github.com/flashgate/flashgate/internal/redis"
+)
+
+// Server is the admin API.
+type Server struct {
+	db    *mysql.DB
+	store *redis.Store
+	token []byte
+	log   *slog.Logger
+	mux   *http.ServeMux
+	now   func() time.Time
+
+	metrics http.Handler
+}
+
+// New returns the admin API. reg is served on /metrics.
+func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *prometheus.Registry) *Server {
+	s := &Server{db: db, store: store, token: []byte(token), log: log, mux: http.NewServeMux(), now: time.Now}
+	s.mux.HandleFunc("POST /admin/v1/activities", s.createActivity)
+	s.mux.HandleFunc("GET /admin/v1/activities/{id}", s.getActivity)
+	s.mux.HandleFunc("POST /admin/v1/activities/{id}/items", s.addItem)
+	s.mux.HandleFunc("POST /admin/v1/activities/{id}/publish", s.publish)
+	s.mux.HandleFunc("GET /admin/v1/items/{id}/stats", s.stats)
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if reg != nil {
+		s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	}
+	return s
+}
+
+// Handle mounts an extra admin handler (payments, blacklist) behind the
+// admin token. pattern is a net/http ServeMux pattern.
+func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
+
+// ServeHTTP checks the admin token, then routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		WriteJSON(w, 200, map[string]string{"code": "ok"})
+		return
+	case "/metrics":
+		if s.metrics != nil {
+			s.metrics.ServeHTTP(w, r)
+			return
+		}
+	}
+	if !s.authorized(r) {
+		WriteError(w, flashgate.Errorf(flashgate.Unauthorized, "missing or bad admin token"))
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		WriteError(w, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	const p = "Bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(h[len(p):]), s.token) == 1
+}
+
+// Serve answers on ln until ctx is done, then drains.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      120 * time.Second, // pprof profiles take 30s
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	return err
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = 500, []byte(`{"code":"internal","message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// WriteError is the one place where a domain error becomes an admin answer.
+func WriteError(w http.ResponseWriter, err error) {
+	code := flashgate.ErrorCode(err)
+	status := flashgate.HTTPStatus(code)
+	var e *flashgate.Error
+	if errors.As(err, &e) && e.Status != 0 {
+		status = e.Status
+	}
+	WriteJSON(w, status, map[string]string{"code": string(code), "message": flashgate.ErrorMessage(err)})
+}
+
+func invalid(status int, format string, args ...any) error {
+	return &flashgate.Error{Code: flashgate.Invalid, Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+// DecodeJSON reads a JSON object body into v; errors name the field at
+// fault and answer 400.
+func DecodeJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return invalid(400, "body: %v", err)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return invalid(400, "body: empty; a JSON object is required")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return invalid(400, "%s: must be %s", te.Field, jsonKind(te.Type.Kind().String()))
+		}
+		return invalid(400, "body: malformed JSON: %v", err)
+	}
+	return nil
+}
+
+func jsonKind(k string) string {
+	switch {
+	case strings.HasPrefix(k, "int"), strings.HasPrefix(k, "uint"), strings.HasPrefix(k, "float"):
+		return "a number"
+	case k == "string":
+		return "a string"
+	case k == "bool":
+		return "true or false"
+	}
+	return "a " + k
+}
+
+// PathID parses the {name} path value as a positive id.
+func PathID(r *http.Request, name string) (int64, error) {
+	v, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, invalid(400, "%s: must be a positive integer", name)
+	}
+	return v, nil
+}
+
+func parseTime(field, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, invalid(422, "%s: required (RFC 3339 time)", field)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, invalid(422, "%s: must be an RFC 3339 time like 2026-11-21T10:00:00Z", field)
+	}
+	return t.UTC().Truncate(time.Millisecond), nil
+}
+
+func checkName(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return invalid(422, "name: required")
+	}
+	if utf8.RuneCountInString(v) > 200 || !utf8.ValidString(v) {
+		return invalid(422, "name: at most 200 characters of valid UTF-8")
+	}
+	return nil
+}
+
+func (s *Server) createActivity(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name    string `json:"name"`
+		StartAt string `json:"start_at"`
+		EndAt   string `json:"end_at"`
+	}
+	if err := DecodeJSON(r, &body); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := checkName(body.Name); err != nil {
+		WriteError(w, err)
+		return
+	}
+	start, err := parseTime("start_at", body.StartAt)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	end, err := parseTime("end_at", body.EndAt)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if !end.After(start) {
+		WriteError(w, invalid(422, "end_at: must be after start_at"))
+		return
+	}
+	id, err := s.db.CreateActivity(r.Context(), &flashgate.Activity{Name: body.Name, StartAt: start, EndAt: end})
+	if err != nil {
+		s.fail(w, "create activity", err)
+		return
+	}
+	WriteJSON(w, 201, map[string]any{"code": "ok", "id": id})
+}
+
+type itemOut struct {
+	ID          int64           `json:"id"`
+	ActivityID  int64           `json:"activity_id"`
+	Name        string          `json:"name"`
+	Price       flashgate.Money `json:"price"`
+	Points      int64           `json:"points"`
+	Stock       int64           `json:"stock"`
+	Shards      int             `json:"shards"`
+	RequirePath bool            `json:"require_path"`
+}
+
+func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
+	id, err := PathID(r, "id")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	a, err := s.db.Activity(r.Context(), id)
+	if err != nil {
+		s.fail(w, "read activity", err)
+		return
+	}
+	items := make([]itemOut, 0, len(a.Items))
+	for _, it := range a.Items {
+		items = append(items, itemOut{it.ID, it.ActivityID, it.Name, it.Price, it.Points, it.Stock, it.Shards, it.RequirePath})
+	}
+	WriteJSON(w, 200, map[string]any{"code": "ok", "activity": map[string]any{
+		"id": a.ID, "name": a.Name, "start_at": a.StartAt, "end_at": a.EndAt,
+		"published": a.PublishedAt != nil, "published_at": a.PublishedAt, "items": items,
+	}})
+}
+
+func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
+	activity, err := PathID(r, "id")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	var body struct {
+		Name        string          `json:"name"`
+		Price       json.RawMessage `json:"price"`
+		Stock       *int64          `json:"stock"`
+		Shards      *int            `json:"shards"`
+		Points      *int64          `json:"points"`
+		RequirePath bool            `json:"require_path"`
+	}
+	if err := DecodeJSON(r, &body); err != nil {
+		WriteError(w, err)
+		return
+	}
+	it := flashgate.Item{ActivityID: activity, Name: body.Name, Shards: 8, RequirePath: body.RequirePath}
+	if err := checkName(body.Name); err != nil {
+		WriteError(w, err)
+		return
+	}
+	price := strings.Trim(string(body.Price), `"`)
+	if len(body.Price) == 0 || price == "null" {
+		WriteError(w, invalid(422, "price: required"))
+		return
+	}
+	if it.Price, err = flashgate.ParseMoney(price); err != nil {
+		WriteError(w, invalid(422, "price: %v", err))
+		return
+	}
+	if body.Stock == nil {
+		WriteError(w, invalid(422, "stock: required"))
+		return
+	}
+	if it.Stock = *body.Stock; it.Stock < 1 || it.Stock > 1_000_000_000 {
+		WriteError(w, invalid(422, "stock: must be from 1 to 1000000000"))
+		return
+	}
+	if body.Shards != nil {
+		if it.Shards = *body.Shards; it.Shards < 1 || it.Shards > 256 {
+			WriteError(w, invalid(422, "shards: must be from 1 to 256"))
+			return
+		}
+	}
+	it.Points = int64(it.Price)
+	if body.Points != nil {
+		if it.Points = *body.Points; it.Points < 0 {
+			WriteError(w, invalid(422, "points: must not be negative"))
+			return
+		}
+	}
+	id, err := s.db.AddItem(r.Context(), &it)
+	if err != nil {
+		s.fail(w, "add item", err)
+		return
+	}
+	WriteJSON(w, 201, map[string]any{"code": "ok", "id": id})
+}
+
+// publish marks an activity published once every item's stock is in Redis,
+// split across its shards.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
+	id, err := PathID(r, "id")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	a, err := s.db.Publish(r.Context(), id, s.now(), s.load)
+	if err != nil {
+		s.fail(w, "publish", err)
+		return
+	}
+	s.log.Info("published activity", "activity", id, "items", len(a.Items))
+	WriteJSON(w, 200, map[string]any{"code": "ok", "id": id, "published_at": a.PublishedAt})
+}
+
+// load preloads each item's shards, then its metadata: gateways see the item
+// only once all its stock is in place.
+func (s *Server) load(ctx context.Context, a *flashgate.Activity) error {
+	for i := range a.Items {
+		it := &a.Items[i]
+		for shard := 0; shard < it.Shards; shard++ {
+			if _, err := s.store.Preload(ctx, it.ID, shard, ShardShare(it.Stock, it.Shards, shard)); err != nil {
+				return flashgate.Errorf(flashgate.Unavailable, "could not load stock into Redis; nothing was published")
+			}
+		}
+		if err := s.store.PutItem(ctx, it); err != nil {
+			return flashgate.Errorf(flashgate.Unavailable, "could not load items into Redis; nothing was published")
+		}
+	}
+	return nil
+}
+
+// ShardShare returns shard's share of stock split over n shards: stock/n,
+// plus one for the first stock%n shards.
+func ShardShare(stock int64, n, shard int) int64 {
+	share := stock / int64(n)
+	if int64(shard) < stock%int64(n) {
+		share++
+	}
+	return share
+}
+
+// Stats are an item's numbers (contract §6).
+type Stats struct {
+	Stock     int64 `json:"stock"`
+	Remaining int64 `json:"remaining"`
+	Reserved  int64 `json:"reserved"`
+	Orders    int64 `json:"orders"`
+	Unpaid    int64 `json:"unpaid"`
+	Paid      int64 `json:"paid"`
+	Cancelled int64 `json:"cancelled"`
+	Refunded  int64 `json:"refunded"`
+}
+
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
+	id, err := PathID(r, "id")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	st, err := s.ItemStats(r.Context(), id)
+	if err != nil {
+		s.fail(w, "item stats", err)
+		return
+	}
+	WriteJSON(w, 200, map[string]any{"code": "ok", "stats": st})
+}
+
+// ItemStats computes an item's stats from Redis and MySQL. Reserved counts
+// the outbox entries whose row does not exist yet.
+func (s *Server) ItemStats(ctx context.Context, id int64) (*Stats, error) {
+	it, err := s.db.Item(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{Stock: it.Stock}
+	var ids []string
+	for shard := 0; shard < it.Shards; shard++ {
+		part, err := s.store.OutboxIDs(ctx, id, shard)
+		if err != nil {
+			return nil, flashgate.Errorf(flashgate.Unavailable, "redis unavailable")
+		}
+		ids = append(ids, part...)
+	}
+	if st.Remaining, err = s.store.RemainingNow(ctx, id, it.Shards); err != nil {
+		return nil, flashgate.Errorf(flashgate.Unavailable, "redis unavailable")
+	}
+	counts, err := s.db.ItemOrderCounts(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	have, err := s.db.ExistingOrders(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	st.Reserved = int64(len(ids) - len(have))
+	st.Unpaid, st.Paid, st.Cancelled, st.Refunded = counts.Unpaid, counts.Paid, counts.Cancelled, counts.Refunded
+	st.Orders = counts.Unpaid + counts.Paid + counts.Cancelled + counts.Refunded
+	return st, nil
+}
+
+// fail writes err; anything that is not a domain error is logged and
+// answered as internal without detail.
+func (s *Server) fail(w http.ResponseWriter, what string, err error) {
+	var e *flashgate.Error
+	if !errors.As(err, &e) {
+		s.log.Error(what, "err", err)
+		err = flashgate.Errorf(flashgate.Unavailable, "%s failed: a dependency is unavailable", what)
+	}
+	WriteError(w, err)
+}

@@ -1,0 +1,433 @@
+// Package gateway is flashgate's public front door: a fasthttp server that
+// answers shoppers. The buy path rejects at the edge without I/O (token,
+// limits, cached item state), then runs one Redis script and hands the
+// reservation to Kafka without waiting for it.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/auth"
+	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/mysql"
+	"github.com/flashgate/flashgate/internal/redis"
+)
+
+// Config configures a Gateway.
+type Config struct {
+	// MaxInflight caps the buys running Redis at once; over it the gateway
+	// answers 503 at once instead of queueing. 0: no cap.
+	MaxInflight int
+	// BuyTimeout bounds the Redis work of one buy; default 2s.
+	BuyTimeout time.Duration
+	// Ready reports whether Kafka is reachable, for /readyz.
+	KafkaReady func(context.Context) error
+}
+
+// Gateway is the public HTTP server.
+type Gateway struct {
+	cfg      Config
+	store    *redis.Store
+	db       *mysql.DB
+	producer *kafka.Producer
+	auth     *auth.Signer
+	ids      *flashgate.OrderIDs
+	log      *slog.Logger
+	server   *fasthttp.Server
+	metrics  fasthttp.RequestHandler
+	m        *metrics
+	base     context.Context
+	stop     context.CancelFunc
+
+	inflight atomic.Int64
+	ready    atomic.Bool
+	bufs     sync.Pool
+
+	activities struct {
+		sync.Mutex
+		at   time.Time
+		body []byte
+	}
+
+	// Extra routes mounted by other packages (payments); checked after the
+	// built-in ones.
+	routes []route
+}
+
+type route struct {
+	method  string
+	prefix  string
+	handler fasthttp.RequestHandler
+}
+
+// New returns a gateway. reg collects its metrics and is served on /metrics.
+func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer, signer *auth.Signer, log *slog.Logger, reg *prometheus.Registry) *Gateway {
+	if cfg.BuyTimeout <= 0 {
+		cfg.BuyTimeout = 2 * time.Second
+	}
+	g := &Gateway{cfg: cfg, store: store, db: db, producer: producer, auth: signer,
+		ids: flashgate.NewOrderIDs(), log: log, m: newMetrics(reg)}
+	g.base, g.stop = context.WithCancel(context.Background())
+	g.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	g.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	g.server = &fasthttp.Server{
+		Handler:               g.handle,
+		Name:                  "flashgate",
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		MaxRequestBodySize:    64 << 10,
+		ReadBufferSize:        8 << 10,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{log},
+	}
+	g.ready.Store(true)
+	return g
+}
+
+// Handle mounts an extra handler for method and every path under prefix.
+// Call it before Serve.
+func (g *Gateway) Handle(method, prefix string, h fasthttp.RequestHandler) {
+	g.routes = append(g.routes, route{method, prefix, h})
+}
+
+// Server returns the underlying fasthttp server so that callers can tune it
+// before Serve.
+func (g *Gateway) Server() *fasthttp.Server { return g.server }
+
+// Serve answers on ln until ctx is done, then fails readiness, stops
+// accepting and waits for the requests in flight.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- g.server.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	g.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := g.server.ShutdownWithContext(sctx)
+	g.stop()
+	if e := <-errc; err == nil {
+		err = e
+	}
+	return err
+}
+
+var (
+	pathSeckill    = []byte("/api/v1/seckill/")
+	pathItems      = []byte("/api/v1/items/")
+	pathOrders     = []byte("/api/v1/orders/")
+	pathActivities = []byte("/api/v1/activities")
+	pathHealth     = []byte("/healthz")
+	pathReady      = []byte("/readyz")
+	pathMetrics    = []byte("/metrics")
+	bearer         = []byte("Bearer ")
+)
+
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	get, post := ctx.IsGet() || ctx.IsHead(), ctx.IsPost()
+	switch {
+	case post && bytes.HasPrefix(path, pathSeckill):
+		start := time.Now()
+		code := g.buy(ctx, path[len(pathSeckill):])
+		g.m.observeBuy(code, time.Since(start))
+		return
+	case get && bytes.HasPrefix(path, pathItems):
+		g.count(routeItem, g.item(ctx, path[len(pathItems):]))
+		return
+	case get && bytes.HasPrefix(path, pathOrders) && bytes.IndexByte(path[len(pathOrders):], '/') < 0:
+		g.count(routeOrder, g.order(ctx, path[len(pathOrders):]))
+		return
+	case get && bytes.Equal(path, pathActivities):
+		g.count(routeActivities, g.listActivities(ctx))
+		return
+	case get && bytes.Equal(path, pathHealth):
+		writeJSON(ctx, 200, map[string]string{"code": "ok"})
+		return
+	case get && bytes.Equal(path, pathReady):
+		g.readyz(ctx)
+		return
+	case get && bytes.Equal(path, pathMetrics):
+		g.metrics(ctx)
+		return
+	}
+	method := string(ctx.Method())
+	for _, r := range g.routes {
+		if (r.method == method || (r.method == "GET" && method == "HEAD")) && bytes.HasPrefix(path, []byte(r.prefix)) {
+			r.handler(ctx)
+			return
+		}
+	}
+	writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", method, path))
+}
+
+// parseID parses a positive int64 written in decimal.
+func parseID(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 || b[0] == '0' {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	if v > 1<<63-1 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+// Shopper returns the user id of the request's bearer token.
+func (g *Gateway) Shopper(ctx *fasthttp.RequestCtx) (int64, bool) {
+	h := ctx.Request.Header.PeekBytes([]byte("Authorization"))
+	if len(h) <= len(bearer) || !bytes.EqualFold(h[:len(bearer)], bearer) {
+		return 0, false
+	}
+	user, err := g.auth.Verify(h[len(bearer):], ctx.Time())
+	return user, err == nil
+}
+
+// buy is POST /api/v1/seckill/{item_id}.
+func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
+	id, ok := parseID(rest)
+	if !ok {
+		return writeError(ctx, flashgate.Errorf(flashgate.Invalid, "item_id: must be a positive integer"))
+	}
+	user, ok := g.Shopper(ctx)
+	if !ok {
+		return reject(ctx, flashgate.Unauthorized)
+	}
+	now := ctx.Time()
+	it, err := g.store.Items().Get(g.base, id, now)
+	if err != nil {
+		g.log.Warn("read item state", "item", id, "err", err)
+		return reject(ctx, flashgate.Unavailable)
+	}
+	if it.Missing {
+		return reject(ctx, flashgate.NotFound)
+	}
+	switch it.StateAt(now, it.SoldOut) {
+	case flashgate.StateUpcoming:
+		return reject(ctx, flashgate.NotStarted)
+	case flashgate.StateEnded:
+		return reject(ctx, flashgate.Ended)
+	case flashgate.StateSoldOut:
+		return reject(ctx, flashgate.SoldOut)
+	}
+	if max := g.cfg.MaxInflight; max > 0 {
+		if g.inflight.Add(1) > int64(max) {
+			g.inflight.Add(-1)
+			return reject(ctx, flashgate.Unavailable)
+		}
+		defer g.inflight.Add(-1)
+	}
+	return g.reserve(ctx, it, user, now)
+}
+
+func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user int64, now time.Time) flashgate.Code {
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	idb := g.ids.Append((*bp)[:0], it.ID, now)
+	r := flashgate.Reservation{OrderID: string(idb), ItemID: it.ID, UserID: user, Amount: it.Price, At: now}
+	rctx, cancel := context.WithTimeout(g.base, g.cfg.BuyTimeout)
+	defer cancel()
+	res, err := g.store.Buy(rctx, it, &r, idb[len(idb):])
+	if err != nil {
+		g.log.Warn("reserve", "item", it.ID, "err", err)
+		return reject(ctx, flashgate.Unavailable)
+	}
+	switch res.Outcome {
+	case redis.DuplicateBuyer:
+		if res.OrderID == r.OrderID {
+			break // a retried script that had run: it is ours
+		}
+		return writeError(ctx, &flashgate.Error{Code: flashgate.Duplicate, Message: "you already hold an order for this item", OrderID: res.OrderID})
+	case redis.ShardEmpty:
+		return reject(ctx, flashgate.SoldOut)
+	}
+	wire := r.AppendWire(make([]byte, 0, 96))
+	g.producer.Enqueue(kafka.Message{Key: strconv.AppendInt(nil, user, 10), Value: wire})
+	b := append(idb[len(idb):], `{"code":"ok","order_id":"`...)
+	b = append(b, r.OrderID...)
+	b = append(b, `","status":"pending"}`...)
+	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	ctx.SetStatusCode(202)
+	ctx.SetBody(b)
+	return flashgate.OK
+}
+
+// item is GET /api/v1/items/{item_id}.
+func (g *Gateway) item(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
+	id, ok := parseID(rest)
+	if !ok {
+		return writeError(ctx, flashgate.Errorf(flashgate.Invalid, "item_id: must be a positive integer"))
+	}
+	v, err := g.itemView(ctx, id, ctx.Time())
+	if err != nil {
+		return writeError(ctx, err)
+	}
+	writeJSON(ctx, 200, map[string]any{"code": "ok", "item": v})
+	return flashgate.OK
+}
+
+func (g *Gateway) itemView(ctx context.Context, id int64, now time.Time) (*itemJSON, error) {
+	it, err := g.store.Items().Get(ctx, id, now)
+	if err != nil {
+		g.log.Warn("read item", "item", id, "err", err)
+		return nil, flashgate.Errorf(flashgate.Unavailable, "item state unavailable")
+	}
+	if it.Missing {
+		return nil, flashgate.Errorf(flashgate.NotFound, "item %d not found", id)
+	}
+	left, err := g.store.Remaining(ctx, it, now)
+	if err != nil {
+		g.log.Warn("read remaining", "item", id, "err", err)
+		return nil, flashgate.Errorf(flashgate.Unavailable, "item state unavailable")
+	}
+	return &itemJSON{ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: it.Price,
+		StartAt: it.StartAt, EndAt: it.EndAt, Stock: it.Stock, Remaining: left,
+		State: it.StateAt(now, it.SoldOut || left == 0)}, nil
+}
+
+// listActivities is GET /api/v1/activities, cached for a second.
+func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
+	now := time.Now()
+	g.activities.Lock()
+	defer g.activities.Unlock()
+	if g.activities.body == nil || now.Sub(g.activities.at) >= time.Second {
+		acts, err := g.db.OpenActivities(ctx, now)
+		if err != nil {
+			g.log.Warn("list activities", "err", err)
+			return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "activities unavailable"))
+		}
+		type activityJSON struct {
+			ID      int64      `json:"id"`
+			Name    string     `json:"name"`
+			StartAt time.Time  `json:"start_at"`
+			EndAt   time.Time  `json:"end_at"`
+			Items   []itemJSON `json:"items"`
+		}
+		out := make([]activityJSON, 0, len(acts))
+		for _, a := range acts {
+			aj := activityJSON{ID: a.ID, Name: a.Name, StartAt: a.StartAt, EndAt: a.EndAt, Items: []itemJSON{}}
+			for _, it := range a.Items {
+				v, err := g.itemView(ctx, it.ID, now)
+				if err != nil {
+					return writeError(ctx, err)
+				}
+				aj.Items = append(aj.Items, *v)
+			}
+			out = append(out, aj)
+		}
+		writeJSON(ctx, 200, map[string]any{"code": "ok", "activities": out})
+		g.activities.body = append([]byte(nil), ctx.Response.Body()...)
+		g.activities.at = now
+		return flashgate.OK
+	}
+	ctx.Response.Header.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(g.activities.body)
+	return flashgate.OK
+}
+
+// order is GET /api/v1/orders/{order_id}.
+func (g *Gateway) order(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
+	user, ok := g.Shopper(ctx)
+	if !ok {
+		return reject(ctx, flashgate.Unauthorized)
+	}
+	o, err := g.Order(ctx, user, string(rest))
+	if err != nil {
+		return writeError(ctx, err)
+	}
+	writeJSON(ctx, 200, map[string]any{"code": "ok", "order": newOrderJSON(o)})
+	return flashgate.OK
+}
+
+// Order returns the order id as user sees it: its row once it exists,
+// pending while its reservation waits in the outbox, and not_found when it
+// is unknown or someone else's.
+func (g *Gateway) Order(ctx context.Context, user int64, id string) (*flashgate.Order, error) {
+	itemID, ok := flashgate.OrderItem(id)
+	if !ok {
+		return nil, flashgate.Errorf(flashgate.NotFound, "order not found")
+	}
+	o, err := g.db.Order(ctx, id)
+	if err != nil {
+		g.log.Warn("read order", "err", err)
+		return nil, flashgate.Errorf(flashgate.Unavailable, "orders unavailable")
+	}
+	if o != nil {
+		if o.UserID != user {
+			return nil, flashgate.Errorf(flashgate.NotFound, "order not found")
+		}
+		return o, nil
+	}
+	it, err := g.store.Items().Get(ctx, itemID, time.Now())
+	if err != nil {
+		return nil, flashgate.Errorf(flashgate.Unavailable, "orders unavailable")
+	}
+	if it.Missing {
+		return nil, flashgate.Errorf(flashgate.NotFound, "order not found")
+	}
+	r, ok, err := g.store.PendingOrder(ctx, it, user, id)
+	if err != nil {
+		return nil, flashgate.Errorf(flashgate.Unavailable, "orders unavailable")
+	}
+	if !ok {
+		// The row may have been written between the two reads.
+		if o, err := g.db.Order(ctx, id); err == nil && o != nil && o.UserID == user {
+			return o, nil
+		}
+		return nil, flashgate.Errorf(flashgate.NotFound, "order not found")
+	}
+	return &flashgate.Order{ID: r.OrderID, ItemID: r.ItemID, UserID: r.UserID, Amount: r.Amount,
+		Status: flashgate.OrderPending, CreatedAt: r.At}, nil
+}
+
+func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
+	if !g.ready.Load() {
+		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "shutting down"))
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := g.store.Ping(rctx); err != nil {
+		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "redis unreachable"))
+		return
+	}
+	if g.cfg.KafkaReady != nil {
+		if err := g.cfg.KafkaReady(rctx); err != nil {
+			writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "kafka unreachable"))
+			return
+		}
+	}
+	writeJSON(ctx, 200, map[string]string{"code": "ok"})
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "msg", errors.New(format).Error(), "args", args)
+}

@@ -1,0 +1,201 @@
+// Package app wires flashgate's roles: it builds the dependencies a role
+// needs from its Config, binds the listeners first (so a busy port fails at
+// once), runs the servers and workers, and on shutdown closes everything in
+// reverse: stop accepting, drain, flush Kafka, commit offsets, close Redis,
+// then MySQL.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flashgate/flashgate/admin"
+	"github.com/flashgate/flashgate/gateway"
+	"github.com/flashgate/flashgate/internal/auth"
+	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/mysql"
+	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/worker"
+)
+
+// App is a running role.
+type App struct {
+	Config    *config.Config
+	HTTPAddr  string // bound public address, when the role serves it
+	AdminAddr string // bound admin address, when the role serves it
+	Brokers   []string
+
+	Store    *redis.Store
+	DB       *mysql.DB
+	Producer *kafka.Producer
+	Gateway  *gateway.Gateway
+	Admin    *admin.Server
+	Worker   *worker.Worker
+	Signer   *auth.Signer
+
+	log     *slog.Logger
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	errs    chan error
+	closers []func()
+}
+
+func (a *App) serves(roles ...string) bool {
+	for _, r := range roles {
+		if a.Config.Role == r || a.Config.Role == config.RoleDev {
+			return true
+		}
+	}
+	return false
+}
+
+// Start builds and starts the role of cfg. It returns once every listener
+// is bound and every goroutine started; Wait returns after ctx is done and
+// everything has shut down.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
+	a = &App{Config: cfg, log: log, errs: make(chan error, 8), Brokers: cfg.KafkaBrokers}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Listen before anything slow, so that a busy port fails at once.
+	var httpLn, adminLn net.Listener
+	if a.serves(config.RoleGateway) {
+		if httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("FLASHGATE_HTTP_ADDR: listen: %w", err)
+		}
+		a.closers = append(a.closers, func() { httpLn.Close() })
+		a.HTTPAddr = httpLn.Addr().String()
+	}
+	if a.serves(config.RoleAdmin) {
+		if adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			return nil, fmt.Errorf("FLASHGATE_ADMIN_ADDR: listen: %w", err)
+		}
+		a.closers = append(a.closers, func() { adminLn.Close() })
+		a.AdminAddr = adminLn.Addr().String()
+	}
+
+	if len(a.Brokers) == 0 {
+		b, err := kafka.StartBroker(cfg.KafkaTopic, cfg.KafkaPartitions)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, b.Close)
+		a.Brokers = b.Addrs()
+	}
+	if cfg.Role == config.RoleDev {
+		if err := mysql.Migrate(ctx, cfg.MySQLDSN); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	if a.DB, err = mysql.Open(ctx, cfg.MySQLDSN); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { a.DB.Close() })
+	if a.Store, err = redis.Open(ctx, redis.Options{Addrs: cfg.RedisAddrs, Prefix: cfg.RedisPrefix, Logger: log}); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Store.Close)
+	kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopic(kctx, a.Brokers, cfg.KafkaTopic, cfg.KafkaPartitions); err != nil {
+		return nil, err
+	}
+	a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+
+	if a.serves(config.RoleGateway, config.RoleWorker) {
+		a.Producer = kafka.NewProducer(kafka.ProducerOptions{Brokers: a.Brokers, Topic: cfg.KafkaTopic, Logger: log})
+		a.closers = append(a.closers, func() { a.Producer.Close() })
+	}
+
+	// From here on, goroutines run: a failure to start stops them through
+	// their context.
+	runCtx, stop := context.WithCancel(ctx)
+	a.stop = stop
+	if a.serves(config.RoleWorker) {
+		a.Worker = worker.New(worker.Config{
+			Brokers: a.Brokers, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
+			Batch: cfg.WorkerBatch, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
+		}, a.DB, a.Store, a.Producer, log, reg)
+	}
+	if a.serves(config.RoleGateway) {
+		brokers := a.Brokers
+		a.Gateway = gateway.New(gateway.Config{
+			MaxInflight: cfg.MaxInflight,
+			KafkaReady:  func(ctx context.Context) error { return kafka.Ping(ctx, brokers) },
+		}, a.Store, a.DB, a.Producer, a.Signer, log, reg)
+	}
+	if a.serves(config.RoleAdmin) {
+		a.Admin = admin.New(a.DB, a.Store, cfg.AdminToken, log, reg)
+	}
+
+	if a.Worker != nil {
+		a.goRun("worker", func() error { return a.Worker.Run(runCtx) })
+	}
+	if a.Gateway != nil {
+		a.goRun("gateway", func() error { return a.Gateway.Serve(runCtx, httpLn) })
+	}
+	if a.Admin != nil {
+		a.goRun("admin", func() error { return a.Admin.Serve(runCtx, adminLn) })
+	}
+	return a, nil
+}
+
+func (a *App) goRun(name string, fn func() error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(); err != nil {
+			a.errs <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// Wait blocks until ctx is done or a component fails, then shuts everything
+// down in order and returns the first error.
+func (a *App) Wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-a.errs:
+		a.log.Error("component failed; shutting down", "err", err)
+	}
+	a.closeAll()
+	return err
+}
+
+// closeAll stops the goroutines (servers drain, consumers commit), then
+// closes the dependencies in reverse order of opening: the producer flushes
+// before Redis, MySQL and the embedded broker go.
+func (a *App) closeAll() {
+	if a.stop != nil {
+		a.stop()
+		a.wg.Wait()
+	}
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// Logger returns a text logger at level writing to w.
+func Logger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// ErrUsage marks a command-line mistake (exit code 2).
+var ErrUsage = errors.New("usage")

@@ -1,0 +1,314 @@
+// Package kafka wraps segmentio/kafka-go for flashgate: the batching producer
+// of reservations, the consumer-group reader of the workers, topic creation,
+// and the embedded Kafka-protocol broker (franz-go's kfake) of dev mode and
+// tests.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Message is a record to produce or a record consumed.
+type Message = kafkago.Message
+
+// EnsureTopic creates topic with partitions if it does not exist.
+func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
+	var d kafkago.Dialer
+	d.Timeout = 5 * time.Second
+	conn, err := d.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("connect to kafka %s: %w", brokers[0], err)
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return fmt.Errorf("find kafka controller: %w", err)
+	}
+	cc, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return fmt.Errorf("connect to kafka controller: %w", err)
+	}
+	defer cc.Close()
+	err = cc.CreateTopics(kafkago.TopicConfig{Topic: topic, NumPartitions: partitions, ReplicationFactor: -1})
+	if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Ping checks that a broker answers.
+func Ping(ctx context.Context, brokers []string) error {
+	var last error
+	for _, b := range brokers {
+		var d kafkago.Dialer
+		d.Timeout = 2 * time.Second
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err != nil {
+			last = err
+			continue
+		}
+		_, err = conn.Brokers()
+		conn.Close()
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("kafka unreachable: %w", last)
+}
+
+// Broker is an embedded Kafka-protocol broker.
+type Broker struct {
+	c *kfake.Cluster
+}
+
+// StartBroker starts a one-node embedded broker on a free loopback port with
+// topic created.
+func StartBroker(topic string, partitions int) (*Broker, error) {
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, "127.0.0.1:0")
+		}),
+		kfake.SeedTopics(int32(partitions), topic),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka: %w", err)
+	}
+	return &Broker{c: c}, nil
+}
+
+// Addrs returns the broker's listen addresses.
+func (b *Broker) Addrs() []string { return b.c.ListenAddrs() }
+
+// Close stops the broker.
+func (b *Broker) Close() { b.c.Close() }
+
+// Producer batches messages to one topic. Enqueue never blocks a request:
+// messages go into a bounded queue that background goroutines drain in
+// batches with synchronous writes; a full queue drops the message, which is
+// safe because every reservation also waits in a Redis outbox that the relay
+// produces again.
+type Producer struct {
+	w       *kafkago.Writer
+	log     *slog.Logger
+	queue   chan Message
+	batch   int
+	linger  time.Duration
+	wg      sync.WaitGroup
+	closing chan struct{}
+	once    sync.Once
+
+	produced, failed, dropped atomic.Uint64
+}
+
+// ProducerOptions configure NewProducer.
+type ProducerOptions struct {
+	Brokers []string
+	Topic   string
+	Logger  *slog.Logger
+	Queue   int           // queued messages before Enqueue drops; default 65536
+	Batch   int           // most messages a write carries; default 4096
+	Linger  time.Duration // longest a message waits for its batch; default 1ms
+	Writers int           // concurrent batch writers; default 2
+}
+
+// NewProducer starts a producer.
+func NewProducer(o ProducerOptions) *Producer {
+	if o.Queue <= 0 {
+		o.Queue = 65536
+	}
+	if o.Batch <= 0 {
+		o.Batch = 4096
+	}
+	if o.Linger <= 0 {
+		o.Linger = time.Millisecond
+	}
+	if o.Writers <= 0 {
+		o.Writers = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Producer{
+		w: &kafkago.Writer{
+			Addr:         kafkago.TCP(o.Brokers...),
+			Topic:        o.Topic,
+			Balancer:     &kafkago.Hash{},
+			BatchSize:    o.Batch,
+			BatchBytes:   16 << 20,
+			BatchTimeout: o.Linger,
+			RequiredAcks: kafkago.RequireAll,
+			MaxAttempts:  5,
+			WriteTimeout: 5 * time.Second,
+		},
+		log:     o.Logger,
+		queue:   make(chan Message, o.Queue),
+		batch:   o.Batch,
+		linger:  o.Linger,
+		closing: make(chan struct{}),
+	}
+	for i := 0; i < o.Writers; i++ {
+		p.wg.Add(1)
+		go p.loop()
+	}
+	return p
+}
+
+// Enqueue queues a message without waiting; it reports false when the queue
+// is full or the producer is closing.
+func (p *Producer) Enqueue(m Message) bool {
+	select {
+	case <-p.closing:
+		p.dropped.Add(1)
+		return false
+	default:
+	}
+	select {
+	case p.queue <- m:
+		return true
+	default:
+		p.dropped.Add(1)
+		return false
+	}
+}
+
+// Write produces msgs synchronously (the relay uses it).
+func (p *Producer) Write(ctx context.Context, msgs ...Message) error {
+	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		p.failed.Add(uint64(len(msgs)))
+		return fmt.Errorf("produce: %w", err)
+	}
+	p.produced.Add(uint64(len(msgs)))
+	return nil
+}
+
+// Stats returns counters: messages produced, failed and dropped.
+func (p *Producer) Stats() (produced, failed, dropped uint64) {
+	return p.produced.Load(), p.failed.Load(), p.dropped.Load()
+}
+
+func (p *Producer) loop() {
+	defer p.wg.Done()
+	buf := make([]Message, 0, p.batch)
+	for {
+		var m Message
+		select {
+		case m = <-p.queue:
+		case <-p.closing:
+			// Drain what is queued, then stop.
+			for {
+				select {
+				case m = <-p.queue:
+					buf = append(buf, m)
+					if len(buf) == p.batch {
+						p.flush(buf)
+						buf = buf[:0]
+					}
+				default:
+					p.flush(buf)
+					return
+				}
+			}
+		}
+		buf = append(buf[:0], m)
+		deadline := time.NewTimer(p.linger)
+	fill:
+		for len(buf) < p.batch {
+			select {
+			case m = <-p.queue:
+				buf = append(buf, m)
+			case <-deadline.C:
+				break fill
+			}
+		}
+		deadline.Stop()
+		p.flush(buf)
+		buf = buf[:0]
+	}
+}
+
+func (p *Producer) flush(buf []Message) {
+	if len(buf) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Write(ctx, buf...); err != nil {
+		// The outbox relay produces these again.
+		p.log.Warn("produce batch failed; the relay will retry", "messages", len(buf), "err", err)
+	}
+}
+
+// Close flushes what is queued and closes the writer.
+func (p *Producer) Close() error {
+	p.once.Do(func() { close(p.closing) })
+	p.wg.Wait()
+	return p.w.Close()
+}
+
+// Consumer reads a topic as a member of a consumer group.
+type Consumer struct {
+	r *kafkago.Reader
+}
+
+// NewConsumer joins group on topic.
+func NewConsumer(brokers []string, topic, group string) *Consumer {
+	return &Consumer{r: kafkago.NewReader(kafkago.ReaderConfig{
+		Brokers:           brokers,
+		Topic:             topic,
+		GroupID:           group,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           100 * time.Millisecond,
+		ReadBatchTimeout:  100 * time.Millisecond,
+		CommitInterval:    0, // commits are explicit and synchronous
+		StartOffset:       kafkago.FirstOffset,
+		HeartbeatInterval: time.Second,
+		SessionTimeout:    10 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		QueueCapacity:     4096,
+	})}
+}
+
+// FetchBatch waits for one message, then takes up to max-1 more that arrive
+// within linger.
+func (c *Consumer) FetchBatch(ctx context.Context, max int, linger time.Duration) ([]Message, error) {
+	m, err := c.r.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Message{m}
+	lctx, cancel := context.WithTimeout(ctx, linger)
+	defer cancel()
+	for len(out) < max {
+		m, err := c.r.FetchMessage(lctx)
+		if err != nil {
+			break
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Commit commits the offsets of msgs.
+func (c *Consumer) Commit(ctx context.Context, msgs []Message) error {
+	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	return nil
+}
+
+// Close leaves the group.
+func (c *Consumer) Close() error { return c.r.Close() }

@@ -1,0 +1,152 @@
+// Package mysql is flashgate's MySQL (MariaDB) store: the embedded schema and
+// its migrations, activities and items for the admin API, and the order rows
+// written by the workers.
+package mysql
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is a connection pool to flashgate's database.
+type DB struct {
+	*sqlx.DB
+}
+
+// Open connects to dsn without touching the schema.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse mysql dsn: %w", err)
+	}
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	db, err := sqlx.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("open mysql: %w", err)
+	}
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(64)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to mysql %s: %w", cfg.Addr, err)
+	}
+	return &DB{db}, nil
+}
+
+// Migrate creates the database named in dsn if missing and applies every
+// embedded migration not applied yet. It is idempotent and safe to run from
+// several processes at once (a named lock serialises them).
+func Migrate(ctx context.Context, dsn string) error {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return fmt.Errorf("parse mysql dsn: %w", err)
+	}
+	name := cfg.DBName
+	if name == "" || strings.ContainsAny(name, "`") {
+		return fmt.Errorf("mysql dsn: bad database name %q", name)
+	}
+	server := cfg.Clone()
+	server.DBName = ""
+	root, err := sqlx.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return fmt.Errorf("open mysql: %w", err)
+	}
+	defer root.Close()
+	if _, err := root.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+name+"` CHARACTER SET utf8mb4"); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	db, err := Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	var got int
+	if err := conn.GetContext(ctx, &got, "SELECT GET_LOCK(CONCAT(DATABASE(), '.migrate'), 60)"); err != nil || got != 1 {
+		return fmt.Errorf("migrate: take lock: %v", orLock(err))
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.migrate'))")
+
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version VARCHAR(100) NOT NULL PRIMARY KEY,
+		applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
+	) ENGINE=InnoDB`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		version := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql")
+		var n int
+		if err := conn.GetContext(ctx, &n, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", version); err != nil {
+			return fmt.Errorf("migrate %s: %w", version, err)
+		}
+		if n > 0 {
+			continue
+		}
+		src, _ := migrations.ReadFile(f)
+		for _, stmt := range splitStatements(string(src)) {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("migrate %s: %w", version, err)
+			}
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", version); err != nil {
+			return fmt.Errorf("migrate %s: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func orLock(err error) any {
+	if err == nil {
+		return "timed out"
+	}
+	return err
+}
+
+// splitStatements splits a migration on semicolons that end a line, after
+// dropping comment lines. Migrations keep to that form.
+func splitStatements(src string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(src, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(t, ";") {
+			out = append(out, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,291 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/flashgate/flashgate"
+)
+
+// WriteResult says what WriteReservations did with a batch.
+type WriteResult struct {
+	Inserted  int // new unpaid orders
+	Replayed  int // reservations whose row already existed
+	Conflicts int // reservations refused by the one-live-order rule, stored cancelled
+	Guarded   int // reservations refused by the MySQL stock guard, stored cancelled
+}
+
+// WriteReservations turns reservations into order rows in one transaction:
+// multi-row INSERT IGNORE per item (the order id is the primary key, so a
+// reservation seen twice writes once), the item's stock_left decremented by
+// the rows inserted with a guard (stock_left >= n), and reservations that a
+// live order of the same user already holds stored as cancelled so that
+// their unit goes back (restocked = 0) and nothing accepted goes missing.
+func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation) (WriteResult, error) {
+	byItem := map[int64][]flashgate.Reservation{}
+	var items []int64
+	for _, r := range rs {
+		if _, ok := byItem[r.ItemID]; !ok {
+			items = append(items, r.ItemID)
+		}
+		byItem[r.ItemID] = append(byItem[r.ItemID], r)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i] < items[j] }) // lock order
+
+	var res WriteResult
+	guarded := map[int64]bool{}
+	for attempt := 0; ; attempt++ {
+		res = WriteResult{}
+		err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+			for _, item := range items {
+				batch := byItem[item]
+				if guarded[item] {
+					n, err := insertOrders(ctx, tx, batch, flashgate.OrderCancelled, true)
+					if err != nil {
+						return err
+					}
+					res.Guarded += n
+					res.Replayed += len(batch) - n
+					continue
+				}
+				n, err := insertOrders(ctx, tx, batch, flashgate.OrderUnpaid, false)
+				if err != nil {
+					return err
+				}
+				res.Inserted += n
+				if n > 0 {
+					r, err := tx.ExecContext(ctx, "UPDATE seckill_item SET stock_left = stock_left - ? WHERE id = ? AND stock_left >= ?", n, item, n)
+					if err != nil {
+						return fmt.Errorf("decrement stock of item %d: %w", item, err)
+					}
+					if k, _ := r.RowsAffected(); k == 0 {
+						return &guardError{item: item}
+					}
+				}
+				if n == len(batch) {
+					continue
+				}
+				// Some were not inserted: replays, or refused by uk_order_live.
+				missing, err := missingOrders(ctx, tx, batch)
+				if err != nil {
+					return err
+				}
+				res.Replayed += len(batch) - n - len(missing)
+				if len(missing) > 0 {
+					k, err := insertOrders(ctx, tx, missing, flashgate.OrderCancelled, false)
+					if err != nil {
+						return err
+					}
+					res.Conflicts += k
+				}
+			}
+			return nil
+		})
+		var ge *guardError
+		if errors.As(err, &ge) && attempt < len(items) {
+			guarded[ge.item] = true
+			continue
+		}
+		if err != nil {
+			return WriteResult{}, err
+		}
+		return res, nil
+	}
+}
+
+type guardError struct{ item int64 }
+
+func (e *guardError) Error() string {
+	return fmt.Sprintf("item %d: stock guard refused the batch", e.item)
+}
+
+func (db *DB) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// insertOrders inserts rows with one multi-row INSERT IGNORE and returns how
+// many were new.
+func insertOrders(ctx context.Context, tx *sqlx.Tx, rs []flashgate.Reservation, status flashgate.OrderStatus, restocked bool) (int, error) {
+	var q strings.Builder
+	q.WriteString("INSERT IGNORE INTO seckill_order (order_id, item_id, user_id, amount, status, created_at, closed_at, restocked) VALUES ")
+	args := make([]any, 0, len(rs)*8)
+	var closed any
+	if status != flashgate.OrderUnpaid {
+		closed = time.Now().UTC()
+	}
+	for i, r := range rs {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?,?,?,?,?,?,?,?)")
+		args = append(args, r.OrderID, r.ItemID, r.UserID, r.Amount.String(), string(status), r.At.UTC(), closed, restocked)
+	}
+	res, err := tx.ExecContext(ctx, q.String(), args...)
+	if err != nil {
+		return 0, fmt.Errorf("insert orders: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// missingOrders returns the reservations of rs that have no row.
+func missingOrders(ctx context.Context, tx *sqlx.Tx, rs []flashgate.Reservation) ([]flashgate.Reservation, error) {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.OrderID
+	}
+	q, args, err := sqlx.In("SELECT order_id FROM seckill_order WHERE order_id IN (?)", ids)
+	if err != nil {
+		return nil, err
+	}
+	var have []string
+	if err := tx.SelectContext(ctx, &have, q, args...); err != nil {
+		return nil, fmt.Errorf("find orders: %w", err)
+	}
+	seen := make(map[string]bool, len(have))
+	for _, id := range have {
+		seen[id] = true
+	}
+	var out []flashgate.Reservation
+	for _, r := range rs {
+		if !seen[r.OrderID] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+type orderRow struct {
+	OrderID   string       `db:"order_id"`
+	ItemID    int64        `db:"item_id"`
+	UserID    int64        `db:"user_id"`
+	Amount    string       `db:"amount"`
+	Status    string       `db:"status"`
+	CreatedAt time.Time    `db:"created_at"`
+	PaidAt    sql.NullTime `db:"paid_at"`
+}
+
+const orderColumns = "order_id, item_id, user_id, amount, status, created_at, paid_at"
+
+func (r orderRow) domain() flashgate.Order {
+	amount, _ := flashgate.ParseMoney(r.Amount)
+	o := flashgate.Order{ID: r.OrderID, ItemID: r.ItemID, UserID: r.UserID, Amount: amount,
+		Status: flashgate.OrderStatus(r.Status), CreatedAt: r.CreatedAt.UTC()}
+	if r.PaidAt.Valid {
+		t := r.PaidAt.Time.UTC()
+		o.PaidAt = &t
+	}
+	return o
+}
+
+// Order returns an order row, or nil when there is none.
+func (db *DB) Order(ctx context.Context, id string) (*flashgate.Order, error) {
+	var r orderRow
+	err := db.GetContext(ctx, &r, "SELECT "+orderColumns+" FROM seckill_order WHERE order_id = ?", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read order: %w", err)
+	}
+	o := r.domain()
+	return &o, nil
+}
+
+// ExistingOrders returns which of ids have a row.
+func (db *DB) ExistingOrders(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(ids))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 1000)]
+		ids = ids[len(chunk):]
+		q, args, err := sqlx.In("SELECT order_id FROM seckill_order WHERE order_id IN (?)", chunk)
+		if err != nil {
+			return nil, err
+		}
+		var have []string
+		if err := db.SelectContext(ctx, &have, q, args...); err != nil {
+			return nil, fmt.Errorf("find orders: %w", err)
+		}
+		for _, id := range have {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// OrderCounts are an item's orders by status.
+type OrderCounts struct {
+	Unpaid, Paid, Cancelled, Refunded int64
+}
+
+// ItemOrderCounts counts an item's order rows by status.
+func (db *DB) ItemOrderCounts(ctx context.Context, item int64) (OrderCounts, error) {
+	var rows []struct {
+		Status string `db:"status"`
+		N      int64  `db:"n"`
+	}
+	if err := db.SelectContext(ctx, &rows, "SELECT status, COUNT(*) AS n FROM seckill_order WHERE item_id = ? GROUP BY status", item); err != nil {
+		return OrderCounts{}, fmt.Errorf("count orders of item %d: %w", item, err)
+	}
+	var c OrderCounts
+	for _, r := range rows {
+		switch flashgate.OrderStatus(r.Status) {
+		case flashgate.OrderUnpaid:
+			c.Unpaid = r.N
+		case flashgate.OrderPaid:
+			c.Paid = r.N
+		case flashgate.OrderCancelled:
+			c.Cancelled = r.N
+		case flashgate.OrderRefunded:
+			c.Refunded = r.N
+		}
+	}
+	return c, nil
+}
+
+// Unrestocked is a closed order whose unit is not back in Redis yet.
+type Unrestocked struct {
+	OrderID string `db:"order_id"`
+	ItemID  int64  `db:"item_id"`
+	UserID  int64  `db:"user_id"`
+	Shards  int    `db:"shards"`
+}
+
+// Unrestocked returns up to limit cancelled or refunded orders whose unit
+// has not been returned to Redis.
+func (db *DB) Unrestocked(ctx context.Context, limit int) ([]Unrestocked, error) {
+	var out []Unrestocked
+	err := db.SelectContext(ctx, &out, `SELECT o.order_id, o.item_id, o.user_id, i.shards
+		FROM seckill_order o JOIN seckill_item i ON i.id = o.item_id
+		WHERE o.restocked = 0 AND o.status IN ('cancelled', 'refunded') LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find orders to restock: %w", err)
+	}
+	return out, nil
+}
+
+// MarkRestocked records that an order's unit is back in Redis.
+func (db *DB) MarkRestocked(ctx context.Context, orderID string) error {
+	if _, err := db.ExecContext(ctx, "UPDATE seckill_order SET restocked = 1 WHERE order_id = ?", orderID); err != nil {
+		return fmt.Errorf("mark restocked: %w", err)
+	}
+	return nil
+}

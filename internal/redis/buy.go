@@ -1,0 +1,213 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate"
+)
+
+// BuyResult is the outcome of Buy.
+type BuyResult struct {
+	Outcome ReserveOutcome // Reserved, DuplicateBuyer or ShardEmpty (sold out)
+	OrderID string         // the new order, or the one the user holds
+	Shard   int
+}
+
+// maxBorrows bounds the transfers one buy may attempt.
+const maxBorrows = 8
+
+// Buy reserves one unit of it for the reservation r on the user's home shard.
+// When that shard is empty it moves stock to it from another shard (take,
+// credit, ack) and tries again; it answers ShardEmpty only when every shard
+// reads empty twice with nothing in transfer, and then raises the item's
+// sold-out flag. r.Shard is set to the home shard.
+func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservation, wire []byte) (BuyResult, error) {
+	home := flashgate.HomeShard(r.UserID, it.Shards)
+	r.Shard = home
+	wire = r.AppendWire(wire[:0])
+	confirmed := 0
+	for borrows := 0; ; borrows++ {
+		res, err := s.Reserve(ctx, r.ItemID, home, r.UserID, r.OrderID, wire, r.At)
+		if err != nil {
+			return BuyResult{}, err
+		}
+		switch res.Outcome {
+		case Reserved:
+			if res.Left == 0 {
+				it.markEmpty(home, true)
+			}
+			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home}, nil
+		case DuplicateBuyer:
+			return BuyResult{Outcome: DuplicateBuyer, OrderID: res.OrderID, Shard: home}, nil
+		case ShardNotLoaded:
+			return BuyResult{}, fmt.Errorf("reserve: stock of item %d shard %d is not loaded", r.ItemID, home)
+		}
+		it.markEmpty(home, true)
+		if it.Shards == 1 || borrows >= maxBorrows {
+			return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it, 1)
+		}
+		donor := s.pickDonor(it, home)
+		if donor < 0 {
+			// Every shard looks empty from here: read them all before
+			// believing it, since other processes move stock around.
+			found, err := s.refreshEmpty(ctx, it)
+			if err != nil {
+				return BuyResult{}, err
+			}
+			if !found {
+				confirmed++
+				if confirmed >= 2 {
+					return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it, 0)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			continue
+		}
+		if err := s.borrow(ctx, it, donor, home); err != nil {
+			return BuyResult{}, err
+		}
+	}
+}
+
+// pickDonor returns a shard other than home not known to be empty, starting
+// at a random one so that concurrent borrowers spread, or -1.
+func (s *Store) pickDonor(it *CachedItem, home int) int {
+	start := rand.IntN(it.Shards)
+	for i := 0; i < it.Shards; i++ {
+		sh := (start + i) % it.Shards
+		if sh != home && !it.knownEmpty(sh) {
+			return sh
+		}
+	}
+	return -1
+}
+
+// borrow moves half of donor's units to home: take (logged in the donor),
+// credit (once per transfer id), then ack (drop the log entry). If the
+// process dies in between, the reconciler finishes the transfer.
+func (s *Store) borrow(ctx context.Context, it *CachedItem, donor, home int) error {
+	id := newTransferID()
+	now := time.Now()
+	taken, left, err := s.Take(ctx, it.ID, donor, home, id, 0, now)
+	if err != nil {
+		return err
+	}
+	if left == 0 {
+		it.markEmpty(donor, true)
+	}
+	if taken == 0 {
+		return nil
+	}
+	if _, err := s.Credit(ctx, it.ID, home, id, taken, now); err != nil {
+		return err
+	}
+	it.markEmpty(home, false)
+	return s.Ack(ctx, it.ID, donor, id)
+}
+
+// refreshEmpty rereads every shard and resets the hints; it reports whether
+// any unit is left or in transfer.
+func (s *Store) refreshEmpty(ctx context.Context, it *CachedItem) (bool, error) {
+	stock, transit, err := s.shardCounts(ctx, it.ID, it.Shards)
+	if err != nil {
+		return false, err
+	}
+	found := false
+	for i := range stock {
+		it.markEmpty(i, stock[i] <= 0)
+		if stock[i] > 0 || transit[i] > 0 {
+			found = true
+		}
+	}
+	return found, nil
+}
+
+// maybeSoldOut raises the sold-out flag once every shard is empty. With
+// confirm > 0 it rereads the shards first.
+func (s *Store) maybeSoldOut(ctx context.Context, it *CachedItem, confirm int) error {
+	if it.SoldOut {
+		return nil
+	}
+	if confirm > 0 {
+		found, err := s.refreshEmpty(ctx, it)
+		if err != nil || found {
+			return err
+		}
+	}
+	return s.SetSoldOut(ctx, it.ID, true)
+}
+
+// PendingOrder returns the reservation of a pending order from the outbox of
+// the user's home shard, or false.
+func (s *Store) PendingOrder(ctx context.Context, it *CachedItem, userID int64, orderID string) (flashgate.Reservation, bool, error) {
+	shard := flashgate.HomeShard(userID, it.Shards)
+	v, err := s.c.Do(ctx, s.c.B().Hget().Key(s.shardKey(it.ID, shard, "outbox")).Field(orderID).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return flashgate.Reservation{}, false, nil
+	}
+	if err != nil {
+		return flashgate.Reservation{}, false, fmt.Errorf("read outbox: %w", err)
+	}
+	r, err := flashgate.ParseReservation(v)
+	if err != nil || r.UserID != userID {
+		return flashgate.Reservation{}, false, err
+	}
+	return r, true, nil
+}
+
+// Stale returns up to limit outbox entries of a shard that entered it
+// before cutoff, and marks them as seen now so that they wait another full
+// period before being returned again.
+func (s *Store) Stale(ctx context.Context, item int64, shard int, cutoff time.Time, limit int64) ([][]byte, error) {
+	pending := s.shardKey(item, shard, "pending")
+	ids, err := s.c.Do(ctx, s.c.B().Zrange().Key(pending).Min("-inf").Max(strconv.FormatInt(cutoff.UnixMilli(), 10)).Byscore().Limit(0, limit).Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("read pending: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vals, err := s.c.Do(ctx, s.c.B().Hmget().Key(s.shardKey(item, shard, "outbox")).Field(ids...).Build()).ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	now := float64(time.Now().UnixMilli())
+	out := make([][]byte, 0, len(ids))
+	var orphans []string
+	cmd := s.c.B().Zadd().Key(pending).Xx().ScoreMember()
+	for i, v := range vals {
+		b, err := v.AsBytes()
+		if err != nil {
+			orphans = append(orphans, ids[i]) // settled between the two reads
+			continue
+		}
+		out = append(out, b)
+		cmd = cmd.ScoreMember(now, ids[i])
+	}
+	if len(out) > 0 {
+		if err := s.c.Do(ctx, cmd.Build()).Error(); err != nil {
+			return nil, fmt.Errorf("mark pending: %w", err)
+		}
+	}
+	if len(orphans) > 0 {
+		if err := s.c.Do(ctx, s.c.B().Zrem().Key(pending).Member(orphans...).Build()).Error(); err != nil {
+			return nil, fmt.Errorf("drop orphans: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// OutboxIDs returns the order ids in a shard's outbox.
+func (s *Store) OutboxIDs(ctx context.Context, item int64, shard int) ([]string, error) {
+	ids, err := s.c.Do(ctx, s.c.B().Hkeys().Key(s.shardKey(item, shard, "outbox")).Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,362 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate"
+)
+
+// itemMeta is the JSON stored at <prefix>:item:<id>.
+type itemMeta struct {
+	ID          int64  `json:"id"`
+	ActivityID  int64  `json:"activity_id"`
+	Name        string `json:"name"`
+	Price       int64  `json:"price_cents"`
+	Points      int64  `json:"points"`
+	Stock       int64  `json:"stock"`
+	Shards      int    `json:"shards"`
+	RequirePath bool   `json:"require_path"`
+	StartMS     int64  `json:"start_ms"`
+	EndMS       int64  `json:"end_ms"`
+}
+
+// PutItem writes the metadata of a published item and registers it. Gateways
+// learn of the change through client-side caching invalidation.
+func (s *Store) PutItem(ctx context.Context, it *flashgate.Item) error {
+	b, err := json.Marshal(itemMeta{
+		ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: int64(it.Price),
+		Points: it.Points, Stock: it.Stock, Shards: it.Shards, RequirePath: it.RequirePath,
+		StartMS: it.StartAt.UnixMilli(), EndMS: it.EndAt.UnixMilli(),
+	})
+	if err != nil {
+		return fmt.Errorf("encode item %d: %w", it.ID, err)
+	}
+	for _, r := range s.c.DoMulti(ctx,
+		s.c.B().Set().Key(s.itemKey(it.ID)).Value(string(b)).Build(),
+		s.c.B().Sadd().Key(s.itemsKey()).Member(strconv.FormatInt(it.ID, 10)).Build(),
+	) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("store item %d: %w", it.ID, err)
+		}
+	}
+	return nil
+}
+
+// PublishedItems returns the ids of every published item.
+func (s *Store) PublishedItems(ctx context.Context) ([]int64, error) {
+	ms, err := s.c.Do(ctx, s.c.B().Smembers().Key(s.itemsKey()).Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("list items: %w", err)
+	}
+	ids := make([]int64, 0, len(ms))
+	for _, m := range ms {
+		if id, err := strconv.ParseInt(m, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// SetSoldOut sets or clears an item's sold-out flag. Every gateway's cached
+// state is invalidated by Redis.
+func (s *Store) SetSoldOut(ctx context.Context, item int64, soldOut bool) error {
+	cmd := s.c.B().Del().Key(s.soldOutKey(item)).Build()
+	if soldOut {
+		cmd = s.c.B().Set().Key(s.soldOutKey(item)).Value("1").Build()
+	}
+	if err := s.c.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("set sold out of item %d: %w", item, err)
+	}
+	return nil
+}
+
+// SoldOut reports the sold-out flag as stored, without the cache.
+func (s *Store) SoldOut(ctx context.Context, item int64) (bool, error) {
+	n, err := s.c.Do(ctx, s.c.B().Exists().Key(s.soldOutKey(item)).Build()).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("read sold out of item %d: %w", item, err)
+	}
+	return n == 1, nil
+}
+
+// CachedItem is an item as a gateway holds it in memory.
+type CachedItem struct {
+	flashgate.Item
+	// Missing is true for an id that names no published item.
+	Missing bool
+	// SoldOut is the item's sold-out flag.
+	SoldOut bool
+
+	until int64 // unix ns after which the entry is fetched again
+	// empty has a bit per shard this process saw empty: a hint for picking
+	// donors, never a decision by itself.
+	empty [4]atomic.Uint64
+
+	remaining   atomic.Int64
+	remainingAt atomic.Int64
+}
+
+func (c *CachedItem) markEmpty(shard int, empty bool) {
+	w, bit := &c.empty[shard/64], uint64(1)<<(shard%64)
+	for {
+		old := w.Load()
+		nw := old &^ bit
+		if empty {
+			nw = old | bit
+		}
+		if old == nw || w.CompareAndSwap(old, nw) {
+			return
+		}
+	}
+}
+
+func (c *CachedItem) knownEmpty(shard int) bool {
+	return c.empty[shard/64].Load()&(1<<(shard%64)) != 0
+}
+
+// ItemCache holds the state of items in memory. An entry is filled from
+// Redis with client-side caching (DoMultiCache) and dropped the moment Redis
+// pushes an invalidation of one of its keys, so that answering for a known
+// item costs no I/O.
+type ItemCache struct {
+	s     *Store
+	ttl   time.Duration
+	epoch atomic.Uint64
+	mu    sync.Mutex // serialises writers of m
+	m     atomic.Pointer[map[int64]*CachedItem]
+}
+
+// maxCachedMissing bounds the negative entries kept for unknown ids.
+const maxCachedItems = 10000
+
+func newItemCache(s *Store, ttl time.Duration) *ItemCache {
+	c := &ItemCache{s: s, ttl: ttl}
+	c.m.Store(&map[int64]*CachedItem{})
+	return c
+}
+
+// Get returns the item's state, from memory when it is there.
+func (c *ItemCache) Get(ctx context.Context, id int64, now time.Time) (*CachedItem, error) {
+	if it := (*c.m.Load())[id]; it != nil && now.UnixNano() < it.until {
+		return it, nil
+	}
+	return c.fetch(ctx, id, now)
+}
+
+func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*CachedItem, error) {
+	epoch := c.epoch.Load()
+	s := c.s
+	res := s.c.DoMultiCache(ctx,
+		rueidis.CT(s.c.B().Get().Key(s.itemKey(id)).Cache(), c.ttl),
+		rueidis.CT(s.c.B().Get().Key(s.soldOutKey(id)).Cache(), c.ttl),
+	)
+	it := &CachedItem{until: now.Add(c.ttl).UnixNano()}
+	meta, err := res[0].ToString()
+	switch {
+	case rueidis.IsRedisNil(err):
+		it.Missing = true
+	case err != nil:
+		return nil, fmt.Errorf("read item %d: %w", id, err)
+	default:
+		var m itemMeta
+		if err := json.Unmarshal([]byte(meta), &m); err != nil {
+			return nil, fmt.Errorf("decode item %d: %w", id, err)
+		}
+		it.Item = flashgate.Item{
+			ID: m.ID, ActivityID: m.ActivityID, Name: m.Name, Price: flashgate.Money(m.Price),
+			Points: m.Points, Stock: m.Stock, Shards: m.Shards, RequirePath: m.RequirePath,
+			StartAt: time.UnixMilli(m.StartMS).UTC(), EndAt: time.UnixMilli(m.EndMS).UTC(),
+		}
+		if it.Shards < 1 || it.Shards > 256 {
+			return nil, fmt.Errorf("decode item %d: %d shards", id, it.Shards)
+		}
+	}
+	so, err := res[1].ToString()
+	switch {
+	case rueidis.IsRedisNil(err):
+	case err != nil:
+		return nil, fmt.Errorf("read item %d: %w", id, err)
+	default:
+		it.SoldOut = so == "1"
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch.Load() != epoch {
+		// An invalidation arrived while we read: what we read may be stale,
+		// so answer with it once but do not keep it.
+		return it, nil
+	}
+	old := *c.m.Load()
+	if len(old) >= maxCachedItems && it.Missing {
+		return it, nil
+	}
+	m := make(map[int64]*CachedItem, len(old)+1)
+	for k, v := range old {
+		if now.UnixNano() < v.until {
+			m[k] = v
+		}
+	}
+	m[id] = it
+	c.m.Store(&m)
+	return it, nil
+}
+
+// invalidate is rueidis's OnInvalidations hook: it drops the entries whose
+// keys changed, or every entry when keys is nil (a reconnect flushed the
+// client-side cache).
+func (c *ItemCache) invalidate(keys []rueidis.RedisMessage) {
+	c.epoch.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if keys == nil {
+		c.m.Store(&map[int64]*CachedItem{})
+		return
+	}
+	old := *c.m.Load()
+	var drop []int64
+	prefix := c.s.prefix + ":item:"
+	for _, k := range keys {
+		key, err := k.ToString()
+		if err != nil || !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		idPart, _, _ := strings.Cut(key[len(prefix):], ":")
+		if id, err := strconv.ParseInt(idPart, 10, 64); err == nil {
+			if _, ok := old[id]; ok {
+				drop = append(drop, id)
+			}
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	m := make(map[int64]*CachedItem, len(old))
+	for k, v := range old {
+		m[k] = v
+	}
+	for _, id := range drop {
+		delete(m, id)
+	}
+	c.m.Store(&m)
+}
+
+// Remaining returns the units left in the item's shards plus units in
+// transfer between them, read at most once a second per process.
+func (s *Store) Remaining(ctx context.Context, it *CachedItem, now time.Time) (int64, error) {
+	if at := it.remainingAt.Load(); at != 0 && now.UnixNano()-at < int64(time.Second) {
+		return it.remaining.Load(), nil
+	}
+	n, err := s.RemainingNow(ctx, it.ID, it.Shards)
+	if err != nil {
+		return 0, err
+	}
+	it.remaining.Store(n)
+	it.remainingAt.Store(now.UnixNano())
+	return n, nil
+}
+
+// RemainingNow sums the item's shards and the units in transfer, uncached.
+func (s *Store) RemainingNow(ctx context.Context, item int64, shards int) (int64, error) {
+	stock, transit, err := s.shardCounts(ctx, item, shards)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for i := range stock {
+		n += stock[i] + transit[i]
+	}
+	return n, nil
+}
+
+// shardCounts reads, in one round trip, each shard's stock and the units it
+// has sent out in transfers not yet acknowledged.
+func (s *Store) shardCounts(ctx context.Context, item int64, shards int) (stock, transit []int64, err error) {
+	cmds := make(rueidis.Commands, 0, 2*shards)
+	for i := 0; i < shards; i++ {
+		cmds = append(cmds,
+			s.c.B().Get().Key(s.shardKey(item, i, "stock")).Build(),
+			s.c.B().Hvals().Key(s.shardKey(item, i, "xout")).Build())
+	}
+	res := s.c.DoMulti(ctx, cmds...)
+	stock, transit = make([]int64, shards), make([]int64, shards)
+	for i := 0; i < shards; i++ {
+		v, err := res[2*i].AsInt64()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, nil, fmt.Errorf("read stock of item %d: %w", item, err)
+		}
+		stock[i] = v
+		logs, err := res[2*i+1].AsStrSlice()
+		if err != nil {
+			return nil, nil, fmt.Errorf("read transfers of item %d: %w", item, err)
+		}
+		for _, l := range logs {
+			if x, ok := parseTransfer(l); ok {
+				transit[i] += x.Units
+			}
+		}
+	}
+	return stock, transit, nil
+}
+
+// Transfer is an entry of a donor shard's transfer log.
+type Transfer struct {
+	ID      string
+	From    int
+	To      int
+	Units   int64
+	TakenAt time.Time
+}
+
+func parseTransfer(v string) (Transfer, bool) {
+	f := strings.Split(v, ":")
+	if len(f) != 3 {
+		return Transfer{}, false
+	}
+	to, err1 := strconv.Atoi(f[0])
+	k, err2 := strconv.ParseInt(f[1], 10, 64)
+	ms, err3 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return Transfer{}, false
+	}
+	return Transfer{To: to, Units: k, TakenAt: time.UnixMilli(ms)}, true
+}
+
+// Transfers returns the unsettled transfers out of a shard.
+func (s *Store) Transfers(ctx context.Context, item int64, shard int) ([]Transfer, error) {
+	m, err := s.c.Do(ctx, s.c.B().Hgetall().Key(s.shardKey(item, shard, "xout")).Build()).AsStrMap()
+	if err != nil {
+		return nil, fmt.Errorf("read transfers of item %d shard %d: %w", item, shard, err)
+	}
+	out := make([]Transfer, 0, len(m))
+	for id, v := range m {
+		if x, ok := parseTransfer(v); ok {
+			x.ID, x.From = id, shard
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// TrimCredits forgets transfer ids credited to a shard before cutoff.
+func (s *Store) TrimCredits(ctx context.Context, item int64, shard int, cutoff time.Time) error {
+	cmd := s.c.B().Zremrangebyscore().Key(s.shardKey(item, shard, "xin")).Min("-inf").Max(strconv.FormatInt(cutoff.UnixMilli(), 10)).Build()
+	if err := s.c.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("trim credits: %w", err)
+	}
+	return nil
+}
+
+func newTransferID() string {
+	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
+}

@@ -1,0 +1,248 @@
+// Package redis wraps rueidis for flashgate: the keys, the typed calls of the
+// Lua scripts in package lua, the item metadata and its client-side cache.
+//
+// Keys of one item shard share the hash tag {i<item>:<shard>} so that every
+// script runs on one Redis Cluster slot:
+//
+//	<prefix>:{i42:3}:stock    units left in shard 3 of item 42
+//	<prefix>:{i42:3}:buyers   user id -> order id (duplicate marks)
+//	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
+//	<prefix>:{i42:3}:pending  order id -> ms it entered the outbox
+//	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
+//	<prefix>:{i42:3}:xin      transfers credited to the shard
+//	<prefix>:item:42          item metadata (JSON), cached by every gateway
+//	<prefix>:item:42:so       "1" while the item is sold out, cached likewise
+//	<prefix>:items            ids of published items
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate/lua"
+)
+
+// Store is flashgate's Redis. It is safe for concurrent use.
+type Store struct {
+	c      rueidis.Client
+	prefix string
+	log    *slog.Logger
+	items  *ItemCache
+
+	reserve, take, credit, release, preload, settle *rueidis.Lua
+}
+
+// Options configure Open.
+type Options struct {
+	Addrs  []string
+	Prefix string
+	Logger *slog.Logger
+	// CacheTTL bounds how long an item's cached state is trusted without an
+	// invalidation; default 10s.
+	CacheTTL time.Duration
+}
+
+// Open connects to Redis (a Redis Cluster when Addrs has more than one entry
+// or names a cluster node) with client-side caching on.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 10 * time.Second
+	}
+	s := &Store{
+		prefix:  o.Prefix,
+		log:     o.Logger,
+		reserve: rueidis.NewLuaScript(lua.Reserve),
+		take:    rueidis.NewLuaScript(lua.Take),
+		credit:  rueidis.NewLuaScript(lua.Credit),
+		release: rueidis.NewLuaScript(lua.Release),
+		preload: rueidis.NewLuaScript(lua.Preload),
+		settle:  rueidis.NewLuaScript(lua.Settle),
+	}
+	s.items = newItemCache(s, o.CacheTTL)
+	c, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:       o.Addrs,
+		OnInvalidations:   s.items.invalidate,
+		CacheSizeEachConn: 16 << 20,
+		ConnWriteTimeout:  5 * time.Second,
+		Dialer:            netDialer(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
+	}
+	s.c = c
+	return s, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() { s.c.Close() }
+
+// Client returns the underlying client, for callers that need a command this
+// package does not wrap (tests, ban lists).
+func (s *Store) Client() rueidis.Client { return s.c }
+
+// Prefix returns the key prefix.
+func (s *Store) Prefix() string { return s.prefix }
+
+// Items returns the client-side cache of item state.
+func (s *Store) Items() *ItemCache { return s.items }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.c.Do(ctx, s.c.B().Ping().Build()).Error()
+}
+
+func (s *Store) shardKey(item int64, shard int, name string) string {
+	b := make([]byte, 0, len(s.prefix)+len(name)+32)
+	b = append(b, s.prefix...)
+	b = append(b, ":{i"...)
+	b = strconv.AppendInt(b, item, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(shard), 10)
+	b = append(b, "}:"...)
+	b = append(b, name...)
+	return string(b)
+}
+
+func (s *Store) itemKey(item int64) string {
+	return s.prefix + ":item:" + strconv.FormatInt(item, 10)
+}
+
+func (s *Store) soldOutKey(item int64) string { return s.itemKey(item) + ":so" }
+
+func (s *Store) itemsKey() string { return s.prefix + ":items" }
+
+// ReserveOutcome is the reply of the reserve script.
+type ReserveOutcome int
+
+// Outcomes of Reserve, in the script's reply codes.
+const (
+	Reserved ReserveOutcome = iota
+	DuplicateBuyer
+	ShardEmpty
+	ShardNotLoaded
+)
+
+// ReserveResult is what Reserve did.
+type ReserveResult struct {
+	Outcome ReserveOutcome
+	Left    int64  // units left in the shard after a reservation
+	OrderID string // the order the user already holds, on DuplicateBuyer
+}
+
+// Reserve runs reserve.lua on a shard: wire is the reservation's wire form.
+func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
+	keys := []string{
+		s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers"),
+		s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "pending"),
+	}
+	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10)}
+	vals, err := s.reserve.Exec(ctx, s.c, keys, args).ToArray()
+	if err != nil {
+		return ReserveResult{}, fmt.Errorf("reserve: %w", err)
+	}
+	if len(vals) == 0 {
+		return ReserveResult{}, errors.New("reserve: empty reply")
+	}
+	code, err := vals[0].AsInt64()
+	if err != nil {
+		return ReserveResult{}, fmt.Errorf("reserve: reply: %w", err)
+	}
+	r := ReserveResult{Outcome: ReserveOutcome(code)}
+	switch r.Outcome {
+	case Reserved:
+		if len(vals) > 1 {
+			r.Left, _ = vals[1].AsInt64()
+		}
+	case DuplicateBuyer:
+		if len(vals) > 1 {
+			r.OrderID, _ = vals[1].ToString()
+		}
+	case ShardEmpty, ShardNotLoaded:
+	default:
+		return ReserveResult{}, fmt.Errorf("reserve: unknown reply code %d", code)
+	}
+	return r, nil
+}
+
+// Take runs take.lua on the donor shard from, logging a transfer of up to
+// want units (0: half of what is left) to shard to under xferID.
+func (s *Store) Take(ctx context.Context, item int64, from, to int, xferID string, want int64, now time.Time) (taken, left int64, err error) {
+	keys := []string{s.shardKey(item, from, "stock"), s.shardKey(item, from, "xout")}
+	args := []string{xferID, strconv.Itoa(to), strconv.FormatInt(want, 10), strconv.FormatInt(now.UnixMilli(), 10)}
+	vals, err := s.take.Exec(ctx, s.c, keys, args).AsIntSlice()
+	if err != nil || len(vals) != 2 {
+		return 0, 0, fmt.Errorf("take stock from shard %d: %v", from, orReply(err))
+	}
+	return vals[0], vals[1], nil
+}
+
+// Credit runs credit.lua: it adds units of transfer xferID to shard, once.
+func (s *Store) Credit(ctx context.Context, item int64, shard int, xferID string, units int64, now time.Time) (bool, error) {
+	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "xin")}
+	args := []string{xferID, strconv.FormatInt(units, 10), strconv.FormatInt(now.UnixMilli(), 10)}
+	n, err := s.credit.Exec(ctx, s.c, keys, args).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("credit shard %d: %w", shard, err)
+	}
+	return n == 1, nil
+}
+
+// Ack removes a settled transfer from the donor's log.
+func (s *Store) Ack(ctx context.Context, item int64, from int, xferID string) error {
+	err := s.c.Do(ctx, s.c.B().Hdel().Key(s.shardKey(item, from, "xout")).Field(xferID).Build()).Error()
+	if err != nil {
+		return fmt.Errorf("ack transfer: %w", err)
+	}
+	return nil
+}
+
+// Release runs release.lua on the user's home shard: the unit of orderID goes
+// back and the user may buy again. It reports whether a unit was returned.
+func (s *Store) Release(ctx context.Context, item int64, shard int, userID int64, orderID string) (bool, error) {
+	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers")}
+	n, err := s.release.Exec(ctx, s.c, keys, []string{strconv.FormatInt(userID, 10), orderID}).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("release unit: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Preload runs preload.lua: it sets a shard's stock unless already loaded.
+func (s *Store) Preload(ctx context.Context, item int64, shard int, units int64) (bool, error) {
+	n, err := s.preload.Exec(ctx, s.c, []string{s.shardKey(item, shard, "stock")}, []string{strconv.FormatInt(units, 10)}).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("preload shard %d: %w", shard, err)
+	}
+	return n == 1, nil
+}
+
+// Settle runs settle.lua: it removes orders written to MySQL from a shard's
+// outbox and returns how many entries it removed.
+func (s *Store) Settle(ctx context.Context, item int64, shard int, orderIDs []string) (int64, error) {
+	if len(orderIDs) == 0 {
+		return 0, nil
+	}
+	keys := []string{s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "pending")}
+	n, err := s.settle.Exec(ctx, s.c, keys, orderIDs).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("settle outbox: %w", err)
+	}
+	return n, nil
+}
+
+func orReply(err error) any {
+	if err == nil {
+		return "unexpected reply"
+	}
+	return err
+}

@@ -1,0 +1,39 @@
+// Package lua holds flashgate's Redis scripts. Each script touches only keys
+// of one Redis Cluster hash tag (one shard of one item) and documents its
+// keys, arguments and reply at its top. They are wrapped, one typed Go
+// function each, by package internal/redis.
+package lua
+
+import _ "embed"
+
+// Reserve takes one unit from a shard for a user, atomically with the
+// duplicate check and the outbox entry.
+//
+//go:embed reserve.lua
+var Reserve string
+
+// Take moves units out of a donor shard, logging the transfer.
+//
+//go:embed take.lua
+var Take string
+
+// Credit adds transferred units to a shard once per transfer id.
+//
+//go:embed credit.lua
+var Credit string
+
+// Release returns an order's unit to the user's home shard and clears the
+// user's duplicate mark.
+//
+//go:embed release.lua
+var Release string
+
+// Preload sets a shard's stock unless it is already loaded.
+//
+//go:embed preload.lua
+var Preload string
+
+// Settle clears outbox entries whose orders are written to MySQL.
+//
+//go:embed settle.lua
+var Settle string

@@ -1,0 +1,14 @@
+-- release: return the unit of a cancelled or refunded order to the user's
+-- home shard and let the user buy again. Idempotent: only the order that holds
+-- the user's duplicate mark is released, once.
+-- KEYS[1] stock   string: units left in the shard
+-- KEYS[2] buyers  hash: user id -> order id
+-- ARGV[1] user id, ARGV[2] order id
+-- Reply: 1 released, 0 nothing to release (already released, or the mark
+-- belongs to another order)
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('INCR', KEYS[1])
+return 1

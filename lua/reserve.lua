@@ -1,0 +1,28 @@
+-- reserve: take one unit of an item's shard for a user.
+-- KEYS[1] stock    string: units left in the shard
+-- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
+-- KEYS[3] outbox   hash: order id -> reservation wire form
+-- KEYS[4] pending  zset: order id -> ms when it entered the outbox
+-- ARGV[1] user id, ARGV[2] order id, ARGV[3] reservation wire form, ARGV[4] now (unix ms)
+-- Reply:
+--   {0, left}      reserved; left units remain in the shard
+--   {1, order_id}  duplicate: the user already holds order_id on this item
+--   {2}            the shard is empty (the caller may borrow from another shard)
+--   {3}            the shard's stock is not loaded
+local prev = redis.call('HGET', KEYS[2], ARGV[1])
+if prev then
+  return {1, prev}
+end
+local n = redis.call('GET', KEYS[1])
+if not n then
+  return {3}
+end
+n = tonumber(n)
+if n <= 0 then
+  return {2}
+end
+redis.call('DECR', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+return {0, n - 1}

@@ -1,0 +1,391 @@
+// Package worker runs flashgate's background work: the Kafka consumers that
+// turn reservations into MySQL order rows, the outbox relay that produces
+// again what Kafka never got, the reconciler that settles interrupted stock
+// transfers and stale sold-out flags, and the restocker that returns the
+// units of closed orders to Redis.
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/ratelimit"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/mysql"
+	"github.com/flashgate/flashgate/internal/redis"
+)
+
+// Config configures a Worker.
+type Config struct {
+	Brokers    []string
+	Topic      string
+	Group      string // consumer group; default "flashgate-workers"
+	Consumers  int    // consumers in this process; default 2
+	Batch      int    // most reservations per MySQL transaction; default 1000
+	WriteRate  int    // most transactions per second per consumer; 0: unpaced
+	RelayAfter time.Duration
+	// TransferAfter is how long a stock transfer may stay unsettled before
+	// the reconciler finishes it; default 5s.
+	TransferAfter time.Duration
+	// Tick is the period of the relay, reconciler and restocker; default 1s.
+	Tick time.Duration
+}
+
+// Worker is the background half of flashgate.
+type Worker struct {
+	cfg      Config
+	db       *mysql.DB
+	store    *redis.Store
+	producer *kafka.Producer
+	log      *slog.Logger
+	m        *metrics
+	hooks    []func(context.Context) error
+}
+
+type metrics struct {
+	written   *prometheus.CounterVec
+	batches   prometheus.Histogram
+	relayed   prometheus.Counter
+	restocked prometheus.Counter
+	settled   prometheus.Counter
+	errors    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashgate_worker_reservations_total", Help: "Reservations consumed, by what became of them.",
+		}, []string{"result"}),
+		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "flashgate_worker_batch_seconds", Help: "Time to write one batch to MySQL.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		relayed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_relay_produced_total", Help: "Outbox entries produced again by the relay."}),
+		restocked: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_restocked_total", Help: "Units of closed orders returned to Redis."}),
+		settled:   prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_transfers_settled_total", Help: "Interrupted stock transfers finished by the reconciler."}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashgate_worker_errors_total", Help: "Errors of background jobs, by job.",
+		}, []string{"job"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.errors)
+	}
+	return m
+}
+
+// New returns a worker. producer is used by the relay.
+func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer, log *slog.Logger, reg prometheus.Registerer) *Worker {
+	if cfg.Group == "" {
+		cfg.Group = "flashgate-workers"
+	}
+	if cfg.Consumers <= 0 {
+		cfg.Consumers = 2
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.RelayAfter <= 0 {
+		cfg.RelayAfter = 5 * time.Second
+	}
+	if cfg.TransferAfter <= 0 {
+		cfg.TransferAfter = 5 * time.Second
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	return &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg)}
+}
+
+// AddJob adds a periodic job run every tick alongside the built-in ones (the
+// order expiry of the payment package uses it).
+func (w *Worker) AddJob(fn func(context.Context) error) { w.hooks = append(w.hooks, fn) }
+
+// Run consumes and runs the periodic jobs until ctx is done; consumers finish
+// the batch in hand and commit it before returning.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < w.cfg.Consumers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.consume(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.periodic(ctx)
+	}()
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) consume(ctx context.Context) {
+	c := kafka.NewConsumer(w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
+	defer c.Close()
+	pace := ratelimit.NewUnlimited()
+	if w.cfg.WriteRate > 0 {
+		pace = ratelimit.New(w.cfg.WriteRate)
+	}
+	for {
+		msgs, err := c.FetchBatch(ctx, w.cfg.Batch, 2*time.Millisecond)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.m.errors.WithLabelValues("fetch").Inc()
+			w.log.Warn("fetch reservations", "err", err)
+			sleep(ctx, 500*time.Millisecond)
+			continue
+		}
+		pace.Take()
+		// The batch in hand is finished even while shutting down: its
+		// offsets must be committed after its rows, never before.
+		w.handle(context.WithoutCancel(ctx), ctx, c, msgs)
+	}
+}
+
+// handle writes one batch, retrying until MySQL takes it (or ctx ends, in
+// which case the batch is left uncommitted and will be consumed again).
+func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kafka.Message) {
+	rs := make([]flashgate.Reservation, 0, len(msgs))
+	for _, m := range msgs {
+		r, err := flashgate.ParseReservation(m.Value)
+		if err != nil {
+			w.m.written.WithLabelValues("malformed").Inc()
+			w.log.Error("skip malformed reservation", "err", err, "partition", m.Partition, "offset", m.Offset)
+			continue
+		}
+		rs = append(rs, r)
+	}
+	for backoff := 100 * time.Millisecond; len(rs) > 0; backoff = min(2*backoff, 5*time.Second) {
+		start := time.Now()
+		res, err := w.db.WriteReservations(ctx, rs)
+		if err == nil {
+			w.m.batches.Observe(time.Since(start).Seconds())
+			w.m.written.WithLabelValues("inserted").Add(float64(res.Inserted))
+			w.m.written.WithLabelValues("replayed").Add(float64(res.Replayed))
+			w.m.written.WithLabelValues("conflict").Add(float64(res.Conflicts))
+			w.m.written.WithLabelValues("guarded").Add(float64(res.Guarded))
+			if res.Guarded > 0 {
+				w.log.Error("MySQL stock guard refused reservations: Redis stock exceeded MySQL stock", "orders", res.Guarded)
+			}
+			break
+		}
+		w.m.errors.WithLabelValues("write").Inc()
+		w.log.Warn("write orders; retrying", "orders", len(rs), "err", err, "backoff", backoff)
+		if !sleep(stop, backoff) {
+			return
+		}
+	}
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		err := c.Commit(ctx, msgs)
+		if err == nil {
+			break
+		}
+		w.m.errors.WithLabelValues("commit").Inc()
+		w.log.Warn("commit offsets; retrying", "err", err)
+		if !sleep(stop, backoff) {
+			return // rows are written: a replay after restart is harmless
+		}
+	}
+	w.settle(ctx, rs)
+}
+
+// settle clears the outbox entries of written reservations. A failure only
+// means the relay produces them again later, which writes nothing twice.
+func (w *Worker) settle(ctx context.Context, rs []flashgate.Reservation) {
+	type shardKey struct {
+		item  int64
+		shard int
+	}
+	groups := map[shardKey][]string{}
+	for _, r := range rs {
+		k := shardKey{r.ItemID, r.Shard}
+		groups[k] = append(groups[k], r.OrderID)
+	}
+	for k, ids := range groups {
+		if _, err := w.store.Settle(ctx, k.item, k.shard, ids); err != nil {
+			w.m.errors.WithLabelValues("settle").Inc()
+			w.log.Warn("settle outbox", "item", k.item, "err", err)
+		}
+	}
+}
+
+func (w *Worker) periodic(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		jobs := []struct {
+			name string
+			fn   func(context.Context) error
+		}{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock}}
+		for i, h := range w.hooks {
+			jobs = append(jobs, struct {
+				name string
+				fn   func(context.Context) error
+			}{"job" + strconv.Itoa(i), h})
+		}
+		for _, j := range jobs {
+			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := j.fn(jctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				w.m.errors.WithLabelValues(j.name).Inc()
+				w.log.Warn("background job failed", "job", j.name, "err", err)
+			}
+		}
+	}
+}
+
+// Relay produces again the outbox entries older than RelayAfter: the
+// reservations whose first produce failed or never happened.
+func (w *Worker) Relay(ctx context.Context) error {
+	items, err := w.store.PublishedItems(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().Add(-w.cfg.RelayAfter)
+	var errs []error
+	for _, id := range items {
+		it, err := w.store.Items().Get(ctx, id, time.Now())
+		if err != nil || it.Missing {
+			errs = append(errs, err)
+			continue
+		}
+		for shard := 0; shard < it.Shards; shard++ {
+			wires, err := w.store.Stale(ctx, id, shard, cutoff, 1000)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if len(wires) == 0 {
+				continue
+			}
+			msgs := make([]kafka.Message, 0, len(wires))
+			for _, v := range wires {
+				r, err := flashgate.ParseReservation(v)
+				if err != nil {
+					continue
+				}
+				msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, r.UserID, 10), Value: v})
+			}
+			if err := w.producer.Write(ctx, msgs...); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			w.m.relayed.Add(float64(len(msgs)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile finishes stock transfers interrupted between take and ack,
+// forgets old transfer ids, and clears sold-out flags raised while units
+// were still somewhere (a race the gateway cannot rule out).
+func (w *Worker) Reconcile(ctx context.Context) error {
+	items, err := w.store.PublishedItems(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var errs []error
+	for _, id := range items {
+		it, err := w.store.Items().Get(ctx, id, now)
+		if err != nil || it.Missing {
+			errs = append(errs, err)
+			continue
+		}
+		for shard := 0; shard < it.Shards; shard++ {
+			xs, err := w.store.Transfers(ctx, id, shard)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			for _, x := range xs {
+				if now.Sub(x.TakenAt) < w.cfg.TransferAfter {
+					continue
+				}
+				if _, err := w.store.Credit(ctx, id, x.To, x.ID, x.Units, now); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if err := w.store.Ack(ctx, id, shard, x.ID); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				w.m.settled.Inc()
+			}
+			if err := w.store.TrimCredits(ctx, id, shard, now.Add(-time.Hour)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		soldOut, err := w.store.SoldOut(ctx, id)
+		if err != nil || !soldOut {
+			errs = append(errs, err)
+			continue
+		}
+		left, err := w.store.RemainingNow(ctx, id, it.Shards)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if left > 0 {
+			errs = append(errs, w.store.SetSoldOut(ctx, id, false))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Restock returns to Redis the units of cancelled and refunded orders not
+// returned yet, lets their buyers buy again and clears the sold-out flag.
+func (w *Worker) Restock(ctx context.Context) error {
+	for {
+		rows, err := w.db.Unrestocked(ctx, 500)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		for _, r := range rows {
+			shard := flashgate.HomeShard(r.UserID, r.Shards)
+			released, err := w.store.Release(ctx, r.ItemID, shard, r.UserID, r.OrderID)
+			if err != nil {
+				return err
+			}
+			if released {
+				w.m.restocked.Inc()
+				if err := w.store.SetSoldOut(ctx, r.ItemID, false); err != nil {
+					return err
+				}
+			}
+			if err := w.db.MarkRestocked(ctx, r.OrderID); err != nil {
+				return err
+			}
+		}
+		if len(rows) < 500 {
+			return nil
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
