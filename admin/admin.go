@@ -78,12 +78,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, flashgate.Errorf(flashgate.Unauthorized, "missing or bad admin token"))
 		return
 	}
-	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
 		WriteError(w, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", r.Method, r.URL.Path))
 		return
 	}
-	h.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, r)
 }
 
 func (s *Server) authorized(r *http.Request) bool {

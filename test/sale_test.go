@@ -1,0 +1,240 @@
+// Package test holds flashgate's end-to-end tests: each starts the whole
+// system in-process (gateway, admin, worker, embedded broker) on the
+// machine's real Redis and MariaDB, and drives it over HTTP as the contract
+// writes it.
+package test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+type outcome struct {
+	user   int64
+	status int
+	code   string
+	order  string
+}
+
+// storm sends tries buys per user for users, from workers goroutines, and
+// returns every answer.
+func storm(s *stack, item int64, users []int64, tries, workers int) []outcome {
+	type job struct{ user int64 }
+	jobs := make(chan job)
+	var mu sync.Mutex
+	var out []outcome
+	var wg sync.WaitGroup
+	tokens := map[int64]string{}
+	for _, u := range users {
+		tokens[u] = s.token(u)
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				a := s.buy(item, tokens[j.user])
+				mu.Lock()
+				out = append(out, outcome{j.user, a.Status, a.code(), a.str("order_id")})
+				mu.Unlock()
+			}
+		}()
+	}
+	for try := 0; try < tries; try++ {
+		for _, u := range users {
+			jobs <- job{u}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return out
+}
+
+// rows returns the order rows of an item: order id -> user.
+func rows(t *testing.T, s *stack, item int64) map[string]int64 {
+	t.Helper()
+	var rs []struct {
+		OrderID string `db:"order_id"`
+		UserID  int64  `db:"user_id"`
+		Status  string `db:"status"`
+	}
+	if err := s.app.DB.Select(&rs, "SELECT order_id, user_id, status FROM seckill_order WHERE item_id = ?", item); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, r := range rs {
+		out[r.OrderID] = r.UserID
+	}
+	return out
+}
+
+func TestStormOnSmallStock(t *testing.T) {
+	s := start(t, nil)
+	const stock, nusers, tries = 40, 1500, 3
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": stock, "shards": 8})
+	users := make([]int64, nusers)
+	for i := range users {
+		users[i] = int64(1000 + i)
+	}
+	out := storm(s, item, users, tries, 48)
+
+	accepted := map[int64]string{} // user -> order
+	counts := map[string]int{}
+	for _, o := range out {
+		counts[o.code]++
+		switch o.code {
+		case "ok":
+			if o.status != 202 || o.order == "" {
+				t.Fatalf("accepted answer: %+v", o)
+			}
+			if prev, ok := accepted[o.user]; ok {
+				t.Fatalf("user %d accepted twice: %s and %s", o.user, prev, o.order)
+			}
+			accepted[o.user] = o.order
+		case "duplicate", "sold_out":
+		default:
+			t.Fatalf("unexpected answer %+v", o)
+		}
+	}
+	for _, o := range out {
+		if o.code == "duplicate" {
+			if o.status != 409 || accepted[o.user] != o.order {
+				t.Fatalf("duplicate answer %+v does not carry the user's order %q", o, accepted[o.user])
+			}
+		}
+		if o.code == "sold_out" && o.status != 410 {
+			t.Fatalf("sold out answer %+v", o)
+		}
+	}
+	t.Logf("answers: %v", counts)
+	if len(accepted) != stock {
+		t.Fatalf("accepted %d, want exactly the stock %d", len(accepted), stock)
+	}
+	st := s.settle(item)
+	if st.Remaining != 0 || st.Orders != stock || st.Unpaid != stock {
+		t.Fatalf("stats after settling: %+v", st)
+	}
+	got := rows(t, s, item)
+	if len(got) != stock {
+		t.Fatalf("%d rows, want %d", len(got), stock)
+	}
+	for user, order := range accepted {
+		if got[order] != user {
+			t.Fatalf("accepted order %s of user %d: row has user %d", order, user, got[order])
+		}
+	}
+	// Every gateway now answers sold out from memory.
+	if a := s.buy(item, s.token(99)); a.Status != 410 || a.code() != "sold_out" {
+		t.Fatalf("after the sale: %d %s", a.Status, a.Raw)
+	}
+	a := s.do("GET", fmt.Sprintf("%s/api/v1/items/%d", s.gw, item), "", nil)
+	it := a.Body["item"].(map[string]any)
+	if a.Status != 200 || it["state"] != "sold_out" || it["remaining"].(float64) != 0 || it["stock"].(float64) != stock {
+		t.Fatalf("item after the sale: %s", a.Raw)
+	}
+}
+
+func TestEveryUnitSellsOverSixteenShards(t *testing.T) {
+	s := start(t, nil)
+	const stock = 160
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": stock, "shards": 16})
+	users := make([]int64, stock)
+	for i := range users {
+		users[i] = int64(5000 + i*7)
+	}
+	out := storm(s, item, users, 1, 32)
+	for _, o := range out {
+		if o.code != "ok" {
+			t.Fatalf("with as many buyers as units every buyer gets one: %+v", o)
+		}
+	}
+	st := s.settle(item)
+	if st.Remaining != 0 || st.Unpaid != stock {
+		t.Fatalf("stats: %+v", st)
+	}
+	if a := s.buy(item, s.token(1)); a.code() != "sold_out" {
+		t.Fatalf("one more buyer: %s", a.Raw)
+	}
+}
+
+// TestRelayProducesLostReservation simulates a gateway that died after the
+// script and before the produce: the relay turns the outbox entry into a row.
+func TestRelayProducesLostReservation(t *testing.T) {
+	s := start(t, nil)
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 2})
+	ctx := context.Background()
+	it, err := s.app.Store.Items().Get(ctx, item, time.Now())
+	if err != nil || it.Missing {
+		t.Fatalf("item: %v", err)
+	}
+	r := flashgate.Reservation{OrderID: flashgate.NewOrderIDs().New(item), ItemID: item, UserID: 77, Amount: 990, At: time.Now()}
+	res, err := s.app.Store.Buy(ctx, it, &r, nil) // the script ran; nothing is produced
+	if err != nil || res.OrderID != r.OrderID {
+		t.Fatalf("buy: %+v %v", res, err)
+	}
+	// The owner sees it pending meanwhile.
+	if a := s.do("GET", s.gw+"/api/v1/orders/"+r.OrderID, s.token(77), nil); a.Status != 200 {
+		t.Fatalf("pending order: %s", a.Raw)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if got := rows(t, s, item); got[r.OrderID] != 77 {
+			return fmt.Errorf("no row for %s yet", r.OrderID)
+		}
+		return nil
+	})
+	st := s.settle(item)
+	if st.Unpaid != 1 || st.Remaining != 4 {
+		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// TestReplayedMessageWritesOnce delivers the same reservation three times.
+func TestReplayedMessageWritesOnce(t *testing.T) {
+	s := start(t, nil)
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
+	a := s.buy(item, s.token(42))
+	if a.Status != 202 {
+		t.Fatalf("buy: %s", a.Raw)
+	}
+	order := a.str("order_id")
+	s.settle(item)
+	r := flashgate.Reservation{OrderID: order, ItemID: item, UserID: 42, Amount: 990, At: time.Now()}
+	msg := kafka.Message{Key: []byte("42"), Value: r.AppendWire(nil)}
+	if err := s.app.Producer.Write(context.Background(), msg, msg); err != nil {
+		t.Fatal(err)
+	}
+	// A marker message after the replays: once its row exists, the replays
+	// before it on the same partition have been consumed.
+	marker := flashgate.Reservation{OrderID: flashgate.NewOrderIDs().New(item), ItemID: item, UserID: 42, Amount: 990, At: time.Now()}
+	if err := s.app.Producer.Write(context.Background(), kafka.Message{Key: []byte("42"), Value: marker.AppendWire(nil)}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if _, ok := rows(t, s, item)[marker.OrderID]; !ok {
+			return fmt.Errorf("marker not consumed")
+		}
+		return nil
+	})
+	got := rows(t, s, item)
+	if len(got) != 2 || got[order] != 42 {
+		t.Fatalf("rows: %v", got)
+	}
+	st := s.stats(item)
+	// The marker is a second live order of the same user: refused by the
+	// database's one-live-order rule and stored cancelled.
+	if st.Unpaid != 1 || st.Cancelled != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	var left int
+	s.app.DB.Get(&left, "SELECT stock_left FROM seckill_item WHERE id = ?", item)
+	if left != 4 {
+		t.Fatalf("stock_left %d, want 4", left)
+	}
+}
