@@ -34,6 +34,13 @@ const MinSecretLen = 32
 // maxTokenLen bounds the work done on hostile input.
 const maxTokenLen = 1024
 
+// macState is a pooled HMAC with room for its sum, so that verifying needs
+// no allocation.
+type macState struct {
+	mac hash.Hash
+	sum [sha256.Size]byte
+}
+
 // Signer mints and verifies tokens with one HS256 secret. It is safe for
 // concurrent use.
 type Signer struct {
@@ -44,7 +51,7 @@ type Signer struct {
 // NewSigner returns a Signer for secret.
 func NewSigner(secret []byte) *Signer {
 	s := &Signer{secret: append([]byte(nil), secret...)}
-	s.macs.New = func() any { return hmac.New(sha256.New, s.secret) }
+	s.macs.New = func() any { return &macState{mac: hmac.New(sha256.New, s.secret)} }
 	return s
 }
 
@@ -90,19 +97,20 @@ func (s *Signer) Verify(token []byte, now time.Time) (int64, error) {
 		return 0, err
 	}
 
-	var want, got [sha256.Size]byte
+	var got [sha256.Size]byte
 	if b64.DecodedLen(len(sig)) != sha256.Size {
 		return 0, ErrSignature
 	}
 	if _, err := b64.Decode(got[:], sig); err != nil {
 		return 0, ErrSignature
 	}
-	mac := s.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(token[:dot2])
-	mac.Sum(want[:0])
-	s.macs.Put(mac)
-	if !hmac.Equal(want[:], got[:]) {
+	st := s.macs.Get().(*macState)
+	st.mac.Reset()
+	st.mac.Write(token[:dot2])
+	want := st.mac.Sum(st.sum[:0])
+	equal := hmac.Equal(want, got[:])
+	s.macs.Put(st)
+	if !equal {
 		return 0, ErrSignature
 	}
 
@@ -133,10 +141,18 @@ func indexByte(b []byte, c byte) int {
 // present, is "JWT". Any other member is ignored, as RFC 7515 allows.
 func checkHeader(h []byte) error {
 	alg := false
-	err := scanObject(h, func(key, val []byte, isString bool) error {
+	sc := scanner{p: h}
+	for {
+		key, val, isString, ok, err := sc.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
 		switch string(key) {
 		case "alg":
-			if !isString || string(val) != "HS256" {
+			if !isString || val == nil || string(val) != "HS256" {
 				return ErrAlgorithm
 			}
 			alg = true
@@ -145,10 +161,6 @@ func checkHeader(h []byte) error {
 				return ErrMalformed
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	if !alg {
 		return ErrAlgorithm
@@ -160,31 +172,29 @@ func checkHeader(h []byte) error {
 // number of seconds) from the claims object.
 func parseClaims(p []byte) (sub, exp int64, err error) {
 	haveExp := false
-	err = scanObject(p, func(key, val []byte, isString bool) error {
+	sc := scanner{p: p}
+	for {
+		key, val, isString, ok, err := sc.next()
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			break
+		}
 		switch string(key) {
 		case "sub":
-			if !isString {
-				return ErrBadSubject
-			}
 			v, ok := parsePositive(val)
-			if !ok {
-				return ErrBadSubject
+			if !isString || !ok {
+				return 0, 0, ErrBadSubject
 			}
 			sub = v
 		case "exp":
-			if isString {
-				return ErrMalformed
-			}
 			v, ok := parseNumericDate(val)
-			if !ok {
-				return ErrMalformed
+			if isString || !ok {
+				return 0, 0, ErrMalformed
 			}
 			exp, haveExp = v, true
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, err
 	}
 	if sub == 0 {
 		return 0, 0, ErrBadSubject
@@ -236,68 +246,123 @@ func parseNumericDate(b []byte) (int64, bool) {
 	return v, true
 }
 
-// scanObject walks a flat JSON object, calling fn for every member whose value
-// is a string (without escapes), number, boolean or null. Nested values and
-// escaped strings are rejected as malformed: no token we mint or accept uses
-// them, and refusing them keeps the parser small and allocation-free.
-func scanObject(p []byte, fn func(key, val []byte, isString bool) error) error {
-	i := skipSpace(p, 0)
-	if i >= len(p) || p[i] != '{' {
-		return ErrMalformed
-	}
-	i = skipSpace(p, i+1)
-	if i < len(p) && p[i] == '}' {
-		return trailing(p, i+1)
-	}
+// scanner walks a flat JSON object member by member without allocating:
+// strings come without their quotes (nil when they hold a backslash, which
+// no member we read may), other scalars as written; nested arrays and
+// objects, and members with escaped keys, are skipped whole.
+type scanner struct {
+	p       []byte
+	i       int
+	started bool
+	done    bool
+}
+
+// next returns the next member; ok is false after the last one.
+func (sc *scanner) next() (key, val []byte, isString, ok bool, err error) {
+	p := sc.p
 	for {
-		key, next, ok := readString(p, i)
-		if !ok {
-			return ErrMalformed
+		if sc.done {
+			return nil, nil, false, false, nil
+		}
+		i := skipSpace(p, sc.i)
+		if !sc.started {
+			sc.started = true
+			if i >= len(p) || p[i] != '{' {
+				return nil, nil, false, false, ErrMalformed
+			}
+			i = skipSpace(p, i+1)
+			if i < len(p) && p[i] == '}' {
+				sc.done = true
+				return nil, nil, false, false, trailing(p, i+1)
+			}
+		}
+		key, next, escaped, good := readString(p, i)
+		if !good {
+			return nil, nil, false, false, ErrMalformed
 		}
 		i = skipSpace(p, next)
 		if i >= len(p) || p[i] != ':' {
-			return ErrMalformed
+			return nil, nil, false, false, ErrMalformed
 		}
 		i = skipSpace(p, i+1)
 		if i >= len(p) {
-			return ErrMalformed
+			return nil, nil, false, false, ErrMalformed
 		}
-		var val []byte
-		isString := p[i] == '"'
-		if isString {
-			val, next, ok = readString(p, i)
-			if !ok {
-				return ErrMalformed
+		skip := escaped
+		switch c := p[i]; {
+		case c == '"':
+			var valEscaped bool
+			val, next, valEscaped, good = readString(p, i)
+			if !good {
+				return nil, nil, false, false, ErrMalformed
 			}
-		} else {
+			if valEscaped {
+				val = nil
+			}
+			isString = true
+		case c == '{' || c == '[':
+			if next, good = skipNested(p, i); !good {
+				return nil, nil, false, false, ErrMalformed
+			}
+			skip = true
+		default:
 			start := i
 			for i < len(p) && p[i] != ',' && p[i] != '}' && p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r' {
-				if p[i] == '{' || p[i] == '[' || p[i] == '"' {
-					return ErrMalformed
+				if p[i] == ']' || p[i] == '"' {
+					return nil, nil, false, false, ErrMalformed
 				}
 				i++
 			}
-			val, next = p[start:i], i
-			if len(val) == 0 {
-				return ErrMalformed
+			if i == start {
+				return nil, nil, false, false, ErrMalformed
 			}
-		}
-		if err := fn(key, val, isString); err != nil {
-			return err
+			val, next, isString = p[start:i], i, false
 		}
 		i = skipSpace(p, next)
 		if i >= len(p) {
-			return ErrMalformed
+			return nil, nil, false, false, ErrMalformed
 		}
 		switch p[i] {
 		case ',':
-			i = skipSpace(p, i+1)
+			sc.i = i + 1
 		case '}':
-			return trailing(p, i+1)
+			sc.done = true
+			if err := trailing(p, i+1); err != nil {
+				return nil, nil, false, false, err
+			}
 		default:
-			return ErrMalformed
+			return nil, nil, false, false, ErrMalformed
+		}
+		if !skip {
+			return key, val, isString, true, nil
 		}
 	}
+}
+
+// skipNested returns the index after the array or object starting at i.
+func skipNested(p []byte, i int) (int, bool) {
+	depth := 0
+	for ; i < len(p); i++ {
+		switch p[i] {
+		case '"':
+			_, next, _, ok := readString(p, i)
+			if !ok {
+				return 0, false
+			}
+			i = next - 1
+		case '{', '[':
+			depth++
+			if depth > 32 {
+				return 0, false
+			}
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1, true
+			}
+		}
+	}
+	return 0, false
 }
 
 func trailing(p []byte, i int) error {
@@ -314,17 +379,20 @@ func skipSpace(p []byte, i int) int {
 	return i
 }
 
-func readString(p []byte, i int) (val []byte, next int, ok bool) {
+// readString reads the string starting at p[i] == '"'. escaped reports a
+// backslash inside; val then holds the raw, undecoded text.
+func readString(p []byte, i int) (val []byte, next int, escaped, ok bool) {
 	if i >= len(p) || p[i] != '"' {
-		return nil, 0, false
+		return nil, 0, false, false
 	}
 	for j := i + 1; j < len(p); j++ {
 		switch p[j] {
 		case '\\':
-			return nil, 0, false
+			escaped = true
+			j++
 		case '"':
-			return p[i+1 : j], j + 1, true
+			return p[i+1 : j], j + 1, escaped, true
 		}
 	}
-	return nil, 0, false
+	return nil, 0, false, false
 }
