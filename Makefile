@@ -1,0 +1,47 @@
+# flashgate: `make run` starts everything on this machine; `make test` runs
+# every test (CI runs exactly that).
+GO       ?= go
+BIN      := bin/flashgate
+FUZZTIME ?= 8s
+
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all build run services test vet unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/flashgate
+
+services:
+	@bash scripts/services.sh
+
+## run: the whole system in one process (embedded Kafka-protocol broker,
+## local Redis and MariaDB, installed and started when missing).
+run: services build
+	./$(BIN) dev
+
+## test: gofmt check, go vet, every unit and integration test under the race
+## detector, then short fuzz runs of the parsers that face the network.
+test: services vet unit fuzz
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/auth
+	$(GO) test -run='^$$' -fuzz='^FuzzParseNotify$$' -fuzztime=$(FUZZTIME) ./internal/alipay
+	$(GO) test -run='^$$' -fuzz='^FuzzParseReturn$$' -fuzztime=$(FUZZTIME) ./internal/alipay
+	$(GO) test -run='^$$' -fuzz='^FuzzPathVerify$$' -fuzztime=$(FUZZTIME) ./internal/edge
+
+## bench: a short standard load run against a dev stack, with its summary.
+bench: services build
+	bash scripts/bench.sh
+
+clean:
+	rm -rf bin reports

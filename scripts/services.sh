@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Makes sure the local services flashgate needs are installed and running:
+# Redis on 127.0.0.1:6379 (no persistence) and MariaDB on 127.0.0.1:3306 with
+# root and an empty password over TCP. Installs them from Debian's packages
+# when missing. Idempotent; used by `make run`, `make test` and CI.
+set -euo pipefail
+
+log() { echo "services: $*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+[ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v mysql >/dev/null 2>&1 || missing+=(mariadb-client)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  log "starting redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/flashgate.log
+fi
+
+mysql_tcp() { mysql -h127.0.0.1 -P3306 -uroot --connect-timeout=2 "$@"; }
+if ! mysql_tcp -e 'SELECT 1' >/dev/null 2>&1; then
+  if ! mysqladmin --connect-timeout=2 ping >/dev/null 2>&1; then
+    log "starting mariadb"
+    as_root mkdir -p /run/mysqld
+    as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  fi
+  for _ in $(seq 1 60); do
+    mysqladmin --connect-timeout=2 ping >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! mysql_tcp -e 'SELECT 1' >/dev/null 2>&1; then
+    # A fresh Debian MariaDB lets root in over its unix socket only.
+    log "allowing root with an empty password over TCP"
+    as_root mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')"
+  fi
+fi
+
+for _ in $(seq 1 60); do
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && mysql_tcp -e 'SELECT 1' >/dev/null 2>&1; then
+    log "redis and mariadb are up"
+    exit 0
+  fi
+  sleep 0.5
+done
+log "redis or mariadb did not come up" && exit 1
