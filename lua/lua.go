@@ -22,6 +22,12 @@ var Take string
 //go:embed credit.lua
 var Credit string
 
+// CreditReserve credits a transfer to the borrower's home shard and reserves
+// the borrower's unit there in the same step.
+//
+//go:embed credit_reserve.lua
+var CreditReserve string
+
 // Release returns an order's unit to the user's home shard and clears the
 // user's duplicate mark.
 //

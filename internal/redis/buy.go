@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -19,21 +20,29 @@ type BuyResult struct {
 	Shard   int
 }
 
-// maxBorrows bounds the transfers one buy may attempt.
-const maxBorrows = 8
+// maxAttempts bounds the borrowing rounds of one buy. Each round either
+// borrows (and then the buyer gets a unit: see credit_reserve.lua), learns
+// that a donor is empty, or rereads every shard, so the bound is reached
+// only under heavy contention for the very last units.
+const maxAttempts = 64
+
+// ErrBusy is returned by Buy when units remain but the buyer could not get
+// one in maxAttempts rounds: nothing was taken, the buyer may retry.
+var ErrBusy = errors.New("buy: stock is moving between shards; try again")
 
 // Buy reserves one unit of it for the reservation r on the user's home shard.
-// When that shard is empty it moves stock to it from another shard (take,
-// credit, ack) and tries again; it answers ShardEmpty only when every shard
-// reads empty twice with nothing in transfer, and then raises the item's
-// sold-out flag. r.Shard is set to the home shard.
+// When that shard is empty it borrows from another shard (take in the donor,
+// then credit and reserve in the home shard in one script, then ack) so that
+// a buyer never loses borrowed units to others; it answers ShardEmpty only
+// when every shard reads empty twice with nothing in transfer, and then
+// raises the item's sold-out flag. r.Shard is set to the home shard.
 func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservation, wire []byte) (BuyResult, error) {
 	home := flashgate.HomeShard(r.UserID, it.Shards)
 	r.Shard = home
 	wire = r.AppendWire(wire[:0])
+	res, err := s.Reserve(ctx, r.ItemID, home, r.UserID, r.OrderID, wire, r.At)
 	confirmed := 0
-	for borrows := 0; ; borrows++ {
-		res, err := s.Reserve(ctx, r.ItemID, home, r.UserID, r.OrderID, wire, r.At)
+	for attempt := 0; ; attempt++ {
 		if err != nil {
 			return BuyResult{}, err
 		}
@@ -49,29 +58,29 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 			return BuyResult{}, fmt.Errorf("reserve: stock of item %d shard %d is not loaded", r.ItemID, home)
 		}
 		it.markEmpty(home, true)
-		if it.Shards == 1 || borrows >= maxBorrows {
-			return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it, 1)
+		if it.Shards == 1 {
+			return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it)
 		}
-		donor := s.pickDonor(it, home)
-		if donor < 0 {
-			// Every shard looks empty from here: read them all before
-			// believing it, since other processes move stock around.
-			found, err := s.refreshEmpty(ctx, it)
-			if err != nil {
-				return BuyResult{}, err
-			}
-			if !found {
-				confirmed++
-				if confirmed >= 2 {
-					return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it, 0)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
+		if attempt >= maxAttempts {
+			return BuyResult{}, ErrBusy
+		}
+		if donor := s.pickDonor(it, home); donor >= 0 {
+			res, err = s.borrow(ctx, it, donor, home, r, wire)
 			continue
 		}
-		if err := s.borrow(ctx, it, donor, home); err != nil {
+		// Every shard looks empty from here: read them all before
+		// believing it, since other processes move stock around.
+		found, err := s.refreshEmpty(ctx, it)
+		if err != nil {
 			return BuyResult{}, err
 		}
+		if !found {
+			if confirmed++; confirmed >= 2 {
+				return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		res, err = s.Reserve(ctx, r.ItemID, home, r.UserID, r.OrderID, wire, r.At)
 	}
 }
 
@@ -88,27 +97,29 @@ func (s *Store) pickDonor(it *CachedItem, home int) int {
 	return -1
 }
 
-// borrow moves half of donor's units to home: take (logged in the donor),
-// credit (once per transfer id), then ack (drop the log entry). If the
-// process dies in between, the reconciler finishes the transfer.
-func (s *Store) borrow(ctx context.Context, it *CachedItem, donor, home int) error {
+// borrow moves half of donor's units to home for r's buyer: take (logged in
+// the donor), credit and reserve in home (once per transfer id), then ack
+// (drop the log entry). If the process dies in between, the reconciler
+// finishes the transfer. When the donor is empty it answers ShardEmpty.
+func (s *Store) borrow(ctx context.Context, it *CachedItem, donor, home int, r *flashgate.Reservation, wire []byte) (ReserveResult, error) {
 	id := newTransferID()
 	now := time.Now()
 	taken, left, err := s.Take(ctx, it.ID, donor, home, id, 0, now)
 	if err != nil {
-		return err
+		return ReserveResult{}, err
 	}
 	if left == 0 {
 		it.markEmpty(donor, true)
 	}
 	if taken == 0 {
-		return nil
+		return ReserveResult{Outcome: ShardEmpty}, nil
 	}
-	if _, err := s.Credit(ctx, it.ID, home, id, taken, now); err != nil {
-		return err
+	res, err := s.CreditReserve(ctx, it.ID, home, id, taken, r.UserID, r.OrderID, wire, r.At)
+	if err != nil {
+		return ReserveResult{}, err
 	}
-	it.markEmpty(home, false)
-	return s.Ack(ctx, it.ID, donor, id)
+	it.markEmpty(home, res.Outcome == Reserved && res.Left == 0)
+	return res, s.Ack(ctx, it.ID, donor, id)
 }
 
 // refreshEmpty rereads every shard and resets the hints; it reports whether
@@ -128,17 +139,15 @@ func (s *Store) refreshEmpty(ctx context.Context, it *CachedItem) (bool, error) 
 	return found, nil
 }
 
-// maybeSoldOut raises the sold-out flag once every shard is empty. With
-// confirm > 0 it rereads the shards first.
-func (s *Store) maybeSoldOut(ctx context.Context, it *CachedItem, confirm int) error {
+// maybeSoldOut raises the sold-out flag after rereading the shards, unless
+// units are left or it is raised already.
+func (s *Store) maybeSoldOut(ctx context.Context, it *CachedItem) error {
 	if it.SoldOut {
 		return nil
 	}
-	if confirm > 0 {
-		found, err := s.refreshEmpty(ctx, it)
-		if err != nil || found {
-			return err
-		}
+	found, err := s.refreshEmpty(ctx, it)
+	if err != nil || found {
+		return err
 	}
 	return s.SetSoldOut(ctx, it.ID, true)
 }

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
-func open(t *testing.T) *redis.Store {
+func open(t *testing.T) *redis.Store { return openB(t) }
+
+func openB(t testing.TB) *redis.Store {
 	t.Helper()
 	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: testenv.Prefix(t)})
 	if err != nil {
@@ -231,5 +234,65 @@ func TestItemCacheInvalidation(t *testing.T) {
 	b, _ := s.Items().Get(ctx, 99, time.Now())
 	if a != b {
 		t.Fatal("second read of a cached item was not served from memory")
+	}
+}
+
+// TestBuyBorrowsConcurrently: as many concurrent distinct buyers as units,
+// under heavy contention for borrowed stock: every buyer gets a unit.
+func TestBuyBorrowsConcurrently(t *testing.T) {
+	for _, shards := range []int{8, 32} {
+		t.Run(fmt.Sprint(shards), func(t *testing.T) {
+			s := open(t)
+			ctx := context.Background()
+			const item, units, workers = 5, 3000, 128
+			for sh := 0; sh < shards; sh++ {
+				share := int64(units / shards)
+				if sh < units%shards {
+					share++
+				}
+				s.Preload(ctx, item, sh, share)
+			}
+			it := &flashgate.Item{ID: item, Shards: shards, Stock: units, Price: 100,
+				StartAt: time.Now().Add(-time.Hour), EndAt: time.Now().Add(time.Hour)}
+			if err := s.PutItem(ctx, it); err != nil {
+				t.Fatal(err)
+			}
+			cached, err := s.Items().Get(ctx, item, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := flashgate.NewOrderIDs()
+			users := make(chan int64, units)
+			for u := int64(1); u <= units; u++ {
+				users <- u * 13
+			}
+			close(users)
+			var wg sync.WaitGroup
+			errs := make(chan error, units)
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for u := range users {
+						r := flashgate.Reservation{OrderID: ids.New(item), ItemID: item, UserID: u, Amount: 100, At: time.Now()}
+						res, err := s.Buy(ctx, cached, &r, nil)
+						if err == nil && res.Outcome != redis.Reserved {
+							err = fmt.Errorf("user %d: outcome %v", u, res.Outcome)
+						}
+						if err != nil {
+							errs <- err
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if n, _ := s.RemainingNow(ctx, item, shards); n != 0 {
+				t.Fatalf("remaining %d", n)
+			}
+		})
 	}
 }

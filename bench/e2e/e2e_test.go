@@ -1,0 +1,57 @@
+// Package e2e_test runs the harness against a real flashgate. It lives apart
+// from the bench package so that bench's own tests build and run even while
+// the server does not.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/flashgate/flashgate/bench"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// TestAgainstFlashgate runs the harness against a real flashgate (every
+// role in-process, with the machine's Redis and MariaDB and an embedded
+// broker), reading the orders from seckill_order.
+func TestAgainstFlashgate(t *testing.T) {
+	cfg := testenv.Config(t)
+	a := testenv.Start(t, cfg)
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"hot", []string{"--scenario", "hot", "--users", "2000", "--stock", "100", "--shards", "4", "--duration", "500ms"}},
+		{"fair", []string{"--scenario", "fair", "--stock", "300", "--shards", "16", "--duration", "20s"}},
+		{"soldout", []string{"--scenario", "soldout", "--stock", "50", "--users", "1000", "--duration", "500ms"}},
+		{"buy", []string{"--scenario", "buy", "--users", "3000", "--duration", "500ms", "--rate", "2000"}},
+		{"mixed", []string{"--scenario", "mixed", "--items", "3", "--stock", "100", "--users", "2000", "--duration", "500ms", "--calibrate", "--calibrate-duration", "500ms"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			args := append([]string{
+				"--target", "http://" + a.HTTPAddr,
+				"--admin", "http://" + a.AdminAddr,
+				"--auth-secret", cfg.AuthSecret,
+				"--admin-token", cfg.AdminToken,
+				"--mysql-dsn", cfg.MySQLDSN,
+				"--concurrency", "16",
+				"--drain-interval", "50ms",
+				"--drain-timeout", "30s",
+			}, c.args...)
+			r, err := bench.Run(context.Background(), args, bench.Options{Stdout: &out, Getenv: func(string) string { return "" }})
+			t.Log("\n" + out.String())
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			inv := r.Invariants
+			if !inv.Verified || inv.Accepted == 0 || inv.Orders != inv.Accepted || !r.Passed {
+				t.Errorf("want every 202 an order: %+v", inv)
+			}
+			if c.name != "buy" && inv.Orders != inv.Stock {
+				t.Errorf("want every unit sold: %+v", inv)
+			}
+		})
+	}
+}

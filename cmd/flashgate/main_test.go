@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flashgate/flashgate/internal/auth"
+	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func runCmd(t *testing.T, args []string, vars map[string]string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	code := run(ctx, args, env(vars), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestBadConfigurationNamesTheSetting(t *testing.T) {
+	strong := map[string]string{
+		"FLASHGATE_KAFKA_BROKERS": "127.0.0.1:1",
+		"FLASHGATE_AUTH_SECRET":   strings.Repeat("s", 32),
+		"FLASHGATE_ADMIN_TOKEN":   strings.Repeat("a", 16),
+	}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range strong {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	cases := []struct {
+		role    string
+		vars    map[string]string
+		setting string
+	}{
+		{"gateway", with("FLASHGATE_KAFKA_BROKERS", ""), "FLASHGATE_KAFKA_BROKERS"},
+		{"worker", with("FLASHGATE_AUTH_SECRET", "short"), "FLASHGATE_AUTH_SECRET"},
+		{"admin", with("FLASHGATE_ADMIN_TOKEN", ""), "FLASHGATE_ADMIN_TOKEN"},
+		{"gateway", with("FLASHGATE_ADMIN_TOKEN", "short"), "FLASHGATE_ADMIN_TOKEN"},
+		{"gateway", with("FLASHGATE_HTTP_ADDR", "nonsense"), "FLASHGATE_HTTP_ADDR"},
+		{"gateway", with("FLASHGATE_USER_RATE", "-1"), "FLASHGATE_USER_RATE"},
+		{"gateway", with("FLASHGATE_LOG_LEVEL", "loud"), "FLASHGATE_LOG_LEVEL"},
+		{"worker", with("FLASHGATE_ORDER_TTL", "soon"), "FLASHGATE_ORDER_TTL"},
+		{"admin", with("FLASHGATE_MYSQL_DSN", "::::"), "FLASHGATE_MYSQL_DSN"},
+		{"dev", with("FLASHGATE_REDIS_PREFIX", "a{b}"), "FLASHGATE_REDIS_PREFIX"},
+		{"dev", with("FLASHGATE_PUBLIC_URL", "ftp://x"), "FLASHGATE_PUBLIC_URL"},
+	}
+	for _, c := range cases {
+		code, _, stderr := runCmd(t, []string{c.role}, c.vars)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], c.setting) {
+			t.Errorf("%s with bad %s: exit %d, stderr %q", c.role, c.setting, code, stderr)
+		}
+		if strings.Contains(stderr, strong["FLASHGATE_AUTH_SECRET"]) {
+			t.Errorf("a secret was echoed: %q", stderr)
+		}
+	}
+	// Flags mean the same as variables, and win over them.
+	code, _, stderr := runCmd(t, []string{"gateway", "--http-addr", "bad"}, strong)
+	if code != 1 || !strings.Contains(stderr, "FLASHGATE_HTTP_ADDR") {
+		t.Errorf("--http-addr bad: %d %q", code, stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []string{"dev", "gateway", "worker", "admin", "migrate", "token", "bench"} {
+		code, out, stderr := runCmd(t, []string{cmd, "--help"}, nil)
+		if code != 0 || len(out+stderr) == 0 {
+			t.Errorf("%s --help: exit %d", cmd, code)
+		}
+	}
+	if code, out, _ := runCmd(t, []string{"--help"}, nil); code != 0 || !strings.Contains(out, "Commands:") {
+		t.Errorf("--help: %d %q", code, out)
+	}
+	if code, _, _ := runCmd(t, []string{"frobnicate"}, nil); code != 2 {
+		t.Errorf("unknown command: %d", code)
+	}
+}
+
+func TestToken(t *testing.T) {
+	code, out, _ := runCmd(t, []string{"token", "--user", "42", "--ttl", "2h"}, nil)
+	if code != 0 {
+		t.Fatalf("token: %d", code)
+	}
+	user, err := auth.NewSigner([]byte(config.DevAuthSecret)).Verify([]byte(strings.TrimSpace(out)), time.Now().Add(time.Hour))
+	if err != nil || user != 42 {
+		t.Fatalf("minted token: %d %v", user, err)
+	}
+	secret := strings.Repeat("k", 40)
+	_, out, _ = runCmd(t, []string{"token", "--user", "7"}, map[string]string{"FLASHGATE_AUTH_SECRET": secret})
+	if user, err := auth.NewSigner([]byte(secret)).Verify([]byte(strings.TrimSpace(out)), time.Now()); err != nil || user != 7 {
+		t.Fatalf("token with a configured secret: %d %v", user, err)
+	}
+	for _, bad := range [][]string{{"token"}, {"token", "--user", "0"}, {"token", "--user", "x"}, {"token", "--user", "1", "--ttl", "-1h"}} {
+		if code, _, _ := runCmd(t, bad, nil); code == 0 {
+			t.Errorf("%v: exit 0", bad)
+		}
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	dsn := testenv.Database(t)
+	for i := 0; i < 2; i++ {
+		code, out, stderr := runCmd(t, []string{"migrate"}, map[string]string{"FLASHGATE_MYSQL_DSN": dsn})
+		if code != 0 || !strings.Contains(out, "up to date") {
+			t.Fatalf("migrate run %d: %d %q %q", i, code, out, stderr)
+		}
+	}
+}
