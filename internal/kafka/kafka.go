@@ -143,10 +143,13 @@ func NewProducer(o ProducerOptions) *Producer {
 	}
 	p := &Producer{
 		w: &kafkago.Writer{
-			Addr:         kafkago.TCP(o.Brokers...),
-			Topic:        o.Topic,
-			Balancer:     &kafkago.Hash{},
-			BatchSize:    o.Batch,
+			Addr:     kafkago.TCP(o.Brokers...),
+			Topic:    o.Topic,
+			Balancer: &kafkago.Hash{},
+			// kafka-go preallocates BatchSize messages for every batch of
+			// every partition: keep it modest, our own queue does the
+			// batching across partitions.
+			BatchSize:    512,
 			BatchBytes:   16 << 20,
 			BatchTimeout: o.Linger,
 			RequiredAcks: kafkago.RequireAll,
