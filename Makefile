@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseNotify$$' -fuzztime=$(FUZZTIME) ./internal/alipay
 	$(GO) test -run='^$$' -fuzz='^FuzzParseReturn$$' -fuzztime=$(FUZZTIME) ./internal/alipay
 	$(GO) test -run='^$$' -fuzz='^FuzzPathVerify$$' -fuzztime=$(FUZZTIME) ./internal/edge
+	$(GO) test -run='^$$' -fuzz='^FuzzBuyRequest$$' -fuzztime=$(FUZZTIME) ./gateway
 
 ## bench: a short standard load run against a dev stack, with its summary.
 bench: services build

@@ -47,6 +47,7 @@ func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *
 	s.mux.HandleFunc("POST /admin/v1/activities/{id}/items", s.addItem)
 	s.mux.HandleFunc("POST /admin/v1/activities/{id}/publish", s.publish)
 	s.mux.HandleFunc("GET /admin/v1/items/{id}/stats", s.stats)
+	s.mountBlacklist()
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

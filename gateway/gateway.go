@@ -7,7 +7,7 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -36,6 +36,27 @@ type Config struct {
 	BuyTimeout time.Duration
 	// Ready reports whether Kafka is reachable, for /readyz.
 	KafkaReady func(context.Context) error
+
+	// Edge protection, see docs/edge.md. The zero values turn each off.
+
+	// UserRate and IPRate are the buys per second a shopper and a client
+	// address may send, with a burst of as many; 0 turns a limit off.
+	UserRate, IPRate float64
+	// TrustedProxies are the reverse proxies (addresses or CIDR networks)
+	// whose X-Forwarded-For names the client.
+	TrustedProxies []string
+	// AutobanAfter rate-limited buys within AutobanWindow ban a shopper for
+	// AutobanFor; 0 turns automatic bans off.
+	AutobanAfter  int
+	AutobanWindow time.Duration
+	AutobanFor    time.Duration
+	// PathSecret keys the hidden buy path tokens (the auth secret will do: a
+	// key of their own is derived from it). Empty: a random one, so that
+	// tokens hold on this gateway only.
+	PathSecret []byte
+	// MaxConnsPerIP caps the connections one peer address holds open; 0: no
+	// cap. Behind a proxy every client shares its address.
+	MaxConnsPerIP int
 }
 
 // Gateway is the public HTTP server.
@@ -50,8 +71,14 @@ type Gateway struct {
 	server   *fasthttp.Server
 	metrics  fasthttp.RequestHandler
 	m        *metrics
-	base     context.Context
-	stop     context.CancelFunc
+	guard    *guard
+	err      error // a bad setting, returned by Serve
+	// base is the context of the gateway's I/O, cancelled once it has
+	// shut down. A RequestCtx must not be one: database/sql and
+	// context.WithTimeout watch its Done from goroutines that outlive the
+	// request and race with fasthttp's shutdown.
+	base context.Context
+	stop context.CancelFunc
 
 	inflight atomic.Int64
 	ready    atomic.Bool
@@ -84,18 +111,27 @@ func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer,
 	g.base, g.stop = context.WithCancel(context.Background())
 	g.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	g.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	g.guard, g.err = newGuard(cfg, store, log, reg)
+	// Limits against slow and greedy clients (docs/edge.md): ReadTimeout
+	// bounds the whole request, headers included, so a client dribbling
+	// its headers is cut off after it; headers must fit ReadBufferSize
+	// (else 431). Hijacked connections (WebSockets) are exempt.
 	g.server = &fasthttp.Server{
-		Handler:               g.handle,
-		Name:                  "flashgate",
-		ReadTimeout:           10 * time.Second,
-		WriteTimeout:          10 * time.Second,
-		IdleTimeout:           60 * time.Second,
-		MaxRequestBodySize:    64 << 10,
-		ReadBufferSize:        8 << 10,
-		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
-		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{log},
+		Handler:                      g.handle,
+		ErrorHandler:                 requestError,
+		Name:                         "flashgate",
+		ReadTimeout:                  5 * time.Second,
+		WriteTimeout:                 10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		MaxRequestBodySize:           64 << 10,
+		ReadBufferSize:               8 << 10,
+		MaxConnsPerIP:                cfg.MaxConnsPerIP,
+		MaxIdleWorkerDuration:        10 * time.Second,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{log},
 	}
 	g.ready.Store(true)
 	return g
@@ -114,6 +150,17 @@ func (g *Gateway) Server() *fasthttp.Server { return g.server }
 // Serve answers on ln until ctx is done, then fails readiness, stops
 // accepting and waits for the requests in flight.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	if g.err != nil {
+		return g.err
+	}
+	// The edge's background work lives as long as the server and ends after
+	// the requests in flight: g.stop comes after the shutdown below.
+	var edgeWork sync.WaitGroup
+	g.guard.start(g.base, &edgeWork)
+	defer func() {
+		g.stop()
+		edgeWork.Wait()
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- g.server.Serve(ln) }()
 	select {
@@ -151,6 +198,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		code := g.buy(ctx, path[len(pathSeckill):])
 		g.m.observeBuy(code, time.Since(start))
+		return
+	case get && bytes.HasPrefix(path, pathSeckill) && isBuyPath(path[len(pathSeckill):]):
+		g.count(routePath, g.buyPath(ctx, path[len(pathSeckill):]))
 		return
 	case get && bytes.HasPrefix(path, pathItems):
 		g.count(routeItem, g.item(ctx, path[len(pathItems):]))
@@ -205,21 +255,39 @@ func (g *Gateway) Shopper(ctx *fasthttp.RequestCtx) (int64, bool) {
 	if len(h) <= len(bearer) || !bytes.EqualFold(h[:len(bearer)], bearer) {
 		return 0, false
 	}
-	user, err := g.auth.Verify(h[len(bearer):], ctx.Time())
+	user, err := g.auth.Verify(h[len(bearer):], requestTime(ctx))
 	return user, err == nil
 }
 
-// buy is POST /api/v1/seckill/{item_id}.
+// requestTime is when the request was read. A RequestCtx built by hand
+// (fasthttpadaptor, tests) has no such time, and the zero time would make
+// every token and ban look current: it is then the present.
+func requestTime(ctx *fasthttp.RequestCtx) time.Time {
+	if t := ctx.Time(); !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}
+
+// buy is POST /api/v1/seckill/{item_id}. Every answer before reserve is
+// given from memory and allocates nothing; the checks run cheapest first,
+// the client address's before the token (docs/edge.md).
 func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
+	now := requestTime(ctx)
+	if code, ok := g.admitIP(ctx, now); !ok {
+		return code
+	}
 	id, ok := parseID(rest)
 	if !ok {
-		return writeError(ctx, flashgate.Errorf(flashgate.Invalid, "item_id: must be a positive integer"))
+		return rejectWith(ctx, flashgate.Invalid, bodyBadItemID)
 	}
 	user, ok := g.Shopper(ctx)
 	if !ok {
 		return reject(ctx, flashgate.Unauthorized)
 	}
-	now := ctx.Time()
+	if code, ok := g.admitUser(ctx, user, now); !ok {
+		return code
+	}
 	it, err := g.store.Items().Get(g.base, id, now)
 	if err != nil {
 		g.log.Warn("read item state", "item", id, "err", err)
@@ -227,6 +295,11 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	}
 	if it.Missing {
 		return reject(ctx, flashgate.NotFound)
+	}
+	if it.RequirePath {
+		if code, ok := g.admitPath(ctx, user, id, now); !ok {
+			return code
+		}
 	}
 	switch it.StateAt(now, it.SoldOut) {
 	case flashgate.StateUpcoming:
@@ -284,7 +357,7 @@ func (g *Gateway) item(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if !ok {
 		return writeError(ctx, flashgate.Errorf(flashgate.Invalid, "item_id: must be a positive integer"))
 	}
-	v, err := g.itemView(ctx, id, ctx.Time())
+	v, err := g.itemView(g.base, id, requestTime(ctx))
 	if err != nil {
 		return writeError(ctx, err)
 	}
@@ -317,7 +390,7 @@ func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
 	g.activities.Lock()
 	defer g.activities.Unlock()
 	if g.activities.body == nil || now.Sub(g.activities.at) >= time.Second {
-		acts, err := g.db.OpenActivities(ctx, now)
+		acts, err := g.db.OpenActivities(g.base, now)
 		if err != nil {
 			g.log.Warn("list activities", "err", err)
 			return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "activities unavailable"))
@@ -333,7 +406,7 @@ func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
 		for _, a := range acts {
 			aj := activityJSON{ID: a.ID, Name: a.Name, StartAt: a.StartAt, EndAt: a.EndAt, Items: []itemJSON{}}
 			for _, it := range a.Items {
-				v, err := g.itemView(ctx, it.ID, now)
+				v, err := g.itemView(g.base, it.ID, now)
 				if err != nil {
 					return writeError(ctx, err)
 				}
@@ -357,7 +430,7 @@ func (g *Gateway) order(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if !ok {
 		return reject(ctx, flashgate.Unauthorized)
 	}
-	o, err := g.Order(ctx, user, string(rest))
+	o, err := g.Order(g.base, user, string(rest))
 	if err != nil {
 		return writeError(ctx, err)
 	}
@@ -411,7 +484,11 @@ func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "shutting down"))
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if !g.guard.ready() {
+		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "ban list not loaded yet"))
+		return
+	}
+	rctx, cancel := context.WithTimeout(g.base, 2*time.Second)
 	defer cancel()
 	if err := g.store.Ping(rctx); err != nil {
 		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "redis unreachable"))
@@ -428,6 +505,7 @@ func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 
 type fasthttpLogger struct{ l *slog.Logger }
 
+// Printf logs a message of fasthttp's with any token in it redacted.
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Debug("fasthttp", "msg", errors.New(format).Error(), "args", args)
+	f.l.Debug("fasthttp", "msg", redactSecrets(fmt.Sprintf(format, args...)))
 }

@@ -15,10 +15,11 @@ const (
 	routeItem
 	routeOrder
 	routeActivities
+	routePath
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"buy", "item", "order", "activities"}
+var routeNames = [numRoutes]string{"buy", "item", "order", "activities", "path"}
 
 var allCodes = []flashgate.Code{
 	flashgate.OK, flashgate.Invalid, flashgate.Unauthorized, flashgate.Forbidden, flashgate.NotFound,

@@ -31,8 +31,12 @@ func start(t testing.TB, mutate func(*config.Config)) *stack {
 		mutate(cfg)
 	}
 	a := testenv.Start(t, cfg)
-	return &stack{t: t, app: a, gw: "http://" + a.HTTPAddr, admin: "http://" + a.AdminAddr,
+	st := &stack{t: t, app: a, gw: "http://" + a.HTTPAddr, admin: "http://" + a.AdminAddr,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	// Runs before the stack's own cleanup: idle keep-alive connections
+	// would hold its graceful shutdown.
+	t.Cleanup(st.http.CloseIdleConnections)
+	return st
 }
 
 // answer is a decoded response.

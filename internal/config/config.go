@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/flashgate/flashgate/internal/edge"
 )
 
 // Config is every setting of every role. Roles ignore what they do not use.
@@ -46,6 +48,7 @@ type Config struct {
 	IPRate         float64
 	TrustedProxies []string
 	MaxInflight    int
+	MaxConnsPerIP  int
 	AutobanAfter   int
 	AutobanWindow  time.Duration
 	AutobanFor     time.Duration
@@ -95,6 +98,7 @@ var settings = []setting{
 	{"FLASHGATE_IP_RATE", "ip-rate", "500", "buys per second an IP may send (0: off)", "dev gateway"},
 	{"FLASHGATE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For is believed", "dev gateway"},
 	{"FLASHGATE_MAX_INFLIGHT", "max-inflight", "4096", "buys in flight per gateway before answering 503 (0: no cap)", "dev gateway"},
+	{"FLASHGATE_MAX_CONNS_PER_IP", "max-conns-per-ip", "0", "open connections one peer address may hold (0: no cap; behind a proxy all clients share its address)", "dev gateway"},
 	{"FLASHGATE_AUTOBAN_AFTER", "autoban-after", "0", "ban a shopper who is rate limited this many times in the window (0: off)", "dev gateway"},
 	{"FLASHGATE_AUTOBAN_WINDOW", "autoban-window", "10s", "window of the automatic ban count", "dev gateway"},
 	{"FLASHGATE_AUTOBAN_FOR", "autoban-for", "10m", "length of an automatic ban", "dev gateway"},
@@ -232,6 +236,8 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 		// Secrets are never echoed, only their length is judged.
 		if len(c.AuthSecret) < 32 {
 			bad("FLASHGATE_AUTH_SECRET", "required, at least 32 bytes (only dev has a default)")
+		} else if c.AuthSecret == DevAuthSecret {
+			bad("FLASHGATE_AUTH_SECRET", "is dev's public default; set a secret of your own")
 		}
 		if len(c.AdminToken) < 16 {
 			bad("FLASHGATE_ADMIN_TOKEN", "required, at least 16 bytes (only dev has a default)")
@@ -264,7 +270,11 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.UserRate = num("FLASHGATE_USER_RATE", 0, 1e9)
 	c.IPRate = num("FLASHGATE_IP_RATE", 0, 1e9)
 	c.TrustedProxies = list("FLASHGATE_TRUSTED_PROXIES")
+	if _, err := edge.NewIPResolver(c.TrustedProxies); err != nil {
+		bad("FLASHGATE_TRUSTED_PROXIES", "%v", err)
+	}
 	c.MaxInflight = int(num("FLASHGATE_MAX_INFLIGHT", 0, 1e7))
+	c.MaxConnsPerIP = int(num("FLASHGATE_MAX_CONNS_PER_IP", 0, 1e6))
 	c.AutobanAfter = int(num("FLASHGATE_AUTOBAN_AFTER", 0, 1e9))
 	c.AutobanWindow = dur("FLASHGATE_AUTOBAN_WINDOW", time.Second)
 	c.AutobanFor = dur("FLASHGATE_AUTOBAN_FOR", time.Second)

@@ -174,4 +174,3 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
