@@ -36,6 +36,10 @@ type Config struct {
 	TransferAfter time.Duration
 	// Tick is the period of the relay, reconciler and restocker; default 1s.
 	Tick time.Duration
+	// Written, when set, is called after each batch of reservations is
+	// written to MySQL (the payment package publishes the new orders' status
+	// with it). It must not block for long.
+	Written func(context.Context, []flashgate.Reservation)
 }
 
 // Worker is the background half of flashgate.
@@ -184,6 +188,9 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 		if !sleep(stop, backoff) {
 			return
 		}
+	}
+	if w.cfg.Written != nil && len(rs) > 0 {
+		w.cfg.Written(ctx, rs)
 	}
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		err := c.Commit(ctx, msgs)

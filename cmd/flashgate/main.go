@@ -121,6 +121,10 @@ shopper tokens (valid 24h), mint more with: flashgate token --user ID
   user 2       %s
 `, a.HTTPAddr, a.AdminAddr, a.Config.AdminToken, a.Brokers, a.Config.RedisAddrs, a.Config.RedisPrefix,
 		a.Config.MySQLDSN, a.Signer.Mint(1, exp), a.Signer.Mint(2, exp))
+	if a.Paysim != nil {
+		fmt.Fprintf(w, "  alipay       http://%s/   (built-in sandbox, app id %s; see docs/payments.md)\n",
+			a.PaysimAddr, app.DevAlipayAppID)
+	}
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -118,3 +118,19 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		}
 	}
 }
+
+// A dependency that cannot be reached at start stops the process with one
+// line, not a panic.
+func TestUnreachableDependency(t *testing.T) {
+	vars := map[string]string{
+		"FLASHGATE_KAFKA_BROKERS": "127.0.0.1:1",
+		"FLASHGATE_AUTH_SECRET":   strings.Repeat("s", 32),
+		"FLASHGATE_ADMIN_TOKEN":   strings.Repeat("a", 16),
+		"FLASHGATE_HTTP_ADDR":     "127.0.0.1:0",
+		"FLASHGATE_MYSQL_DSN":     "root@tcp(127.0.0.1:1)/x?timeout=1s",
+	}
+	code, _, stderr := runCmd(t, []string{"gateway"}, vars)
+	if code != 1 || !strings.Contains(stderr, "mysql") || strings.Contains(stderr, "panic") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -24,7 +24,9 @@ import (
 	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/kafka"
 	"github.com/flashgate/flashgate/internal/mysql"
+	"github.com/flashgate/flashgate/internal/paysim"
 	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/payment"
 	"github.com/flashgate/flashgate/worker"
 )
 
@@ -42,6 +44,11 @@ type App struct {
 	Admin    *admin.Server
 	Worker   *worker.Worker
 	Signer   *auth.Signer
+	Payment  *payment.Service
+
+	// Paysim is dev's Alipay sandbox, on PaysimAddr, when it runs.
+	Paysim     *paysim.Sim
+	PaysimAddr string
 
 	log     *slog.Logger
 	stop    context.CancelFunc
@@ -62,8 +69,8 @@ func (a *App) serves(roles ...string) bool {
 // Start builds and starts the role of cfg. It returns once every listener
 // is bound and every goroutine started; Wait returns after ctx is done and
 // everything has shut down.
-func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, err error) {
-	a = &App{Config: cfg, log: log, errs: make(chan error, 8), Brokers: cfg.KafkaBrokers}
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err error) {
+	a := &App{Config: cfg, log: log, errs: make(chan error, 8), Brokers: cfg.KafkaBrokers}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -87,6 +94,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, e
 		}
 		a.closers = append(a.closers, func() { adminLn.Close() })
 		a.AdminAddr = adminLn.Addr().String()
+	}
+	var paysimLn net.Listener
+	if cfg.DevAlipay() {
+		if paysimLn, err = net.Listen("tcp", cfg.PaysimAddr); err != nil {
+			return nil, fmt.Errorf("FLASHGATE_PAYSIM_ADDR: listen: %w", err)
+		}
+		a.closers = append(a.closers, func() { paysimLn.Close() })
+		a.PaysimAddr = paysimLn.Addr().String()
 	}
 
 	if len(a.Brokers) == 0 {
@@ -116,6 +131,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, e
 		return nil, err
 	}
 	a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+	if err := a.newPayments(cfg, log); err != nil {
+		return nil, err
+	}
 
 	if a.serves(config.RoleGateway, config.RoleWorker) {
 		a.Producer = kafka.NewProducer(kafka.ProducerOptions{Brokers: a.Brokers, Topic: cfg.KafkaTopic, Logger: log})
@@ -130,19 +148,30 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *App, e
 		a.Worker = worker.New(worker.Config{
 			Brokers: a.Brokers, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
 			Batch: cfg.WorkerBatch, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
+			Written: a.Payment.OrdersWritten,
 		}, a.DB, a.Store, a.Producer, log, reg)
+		a.Worker.AddJob(a.Payment.Expire)
 	}
 	if a.serves(config.RoleGateway) {
 		brokers := a.Brokers
 		a.Gateway = gateway.New(gateway.Config{
 			MaxInflight: cfg.MaxInflight,
 			KafkaReady:  func(ctx context.Context) error { return kafka.Ping(ctx, brokers) },
+			UserRate:    cfg.UserRate, IPRate: cfg.IPRate, TrustedProxies: cfg.TrustedProxies,
+			AutobanAfter: cfg.AutobanAfter, AutobanWindow: cfg.AutobanWindow, AutobanFor: cfg.AutobanFor,
+			PathSecret: []byte(cfg.AuthSecret), MaxConnsPerIP: cfg.MaxConnsPerIP,
 		}, a.Store, a.DB, a.Producer, a.Signer, log, reg)
+		a.Payment.MountGateway(a.Gateway, a.Signer)
 	}
 	if a.serves(config.RoleAdmin) {
 		a.Admin = admin.New(a.DB, a.Store, cfg.AdminToken, log, reg)
+		a.Payment.MountAdmin(a.Admin)
 	}
 
+	a.goRun("payment", func() error { return a.Payment.Run(runCtx) })
+	if a.Paysim != nil {
+		a.goRun("paysim", func() error { return a.Paysim.Run(runCtx, paysimLn) })
+	}
 	if a.Worker != nil {
 		a.goRun("worker", func() error { return a.Worker.Run(runCtx) })
 	}
