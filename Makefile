@@ -23,7 +23,7 @@ run: services build
 
 ## test: gofmt check, go vet, every unit and integration test under the race
 ## detector, then short fuzz runs of the parsers that face the network.
-test: services vet unit fuzz
+test: services vet fuzz unit
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

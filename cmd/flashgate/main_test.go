@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flashgate/flashgate/internal/app"
 	"github.com/flashgate/flashgate/internal/auth"
 	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/kafka"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
@@ -132,5 +136,51 @@ func TestUnreachableDependency(t *testing.T) {
 	code, _, stderr := runCmd(t, []string{"gateway"}, vars)
 	if code != 1 || !strings.Contains(stderr, "mysql") || strings.Contains(stderr, "panic") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A worker with FLASHGATE_WORKER_ADDR serves its metrics.
+func TestWorkerServesMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := testenv.Config(t)
+	b, err := kafka.StartBroker(cfg.KafkaTopic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	vars := map[string]string{
+		"FLASHGATE_KAFKA_BROKERS": strings.Join(b.Addrs(), ","),
+		"FLASHGATE_AUTH_SECRET":   strings.Repeat("s", 32),
+		"FLASHGATE_ADMIN_TOKEN":   strings.Repeat("a", 16),
+		"FLASHGATE_MYSQL_DSN":     cfg.MySQLDSN,
+		"FLASHGATE_REDIS_PREFIX":  cfg.RedisPrefix,
+		"FLASHGATE_WORKER_ADDR":   "127.0.0.1:0",
+	}
+	if code, _, stderr := runCmd(t, []string{"migrate"}, vars); code != 0 {
+		t.Fatalf("migrate: %s", stderr)
+	}
+	c, _, err := config.Load(config.RoleWorker, nil, env(vars), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Start(ctx, c, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		start := time.Now()
+		cancel()
+		a.Wait(ctx)
+		t.Logf("worker shut down in %v", time.Since(start))
+	}()
+	resp, err := http.Get("http://" + a.WorkerAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "flashgate_kafka_produced_total") {
+		t.Fatalf("worker metrics: %d", resp.StatusCode)
 	}
 }

@@ -12,11 +12,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flashgate/flashgate/admin"
 	"github.com/flashgate/flashgate/gateway"
@@ -35,7 +37,9 @@ type App struct {
 	Config    *config.Config
 	HTTPAddr  string // bound public address, when the role serves it
 	AdminAddr string // bound admin address, when the role serves it
-	Brokers   []string
+	// WorkerAddr is the bound address of a worker's /healthz and /metrics.
+	WorkerAddr string
+	Brokers    []string
 
 	Store    *redis.Store
 	DB       *mysql.DB
@@ -95,6 +99,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		a.closers = append(a.closers, func() { adminLn.Close() })
 		a.AdminAddr = adminLn.Addr().String()
 	}
+	var workerLn net.Listener
+	if cfg.Role == config.RoleWorker && cfg.WorkerAddr != "" {
+		if workerLn, err = net.Listen("tcp", cfg.WorkerAddr); err != nil {
+			return nil, fmt.Errorf("FLASHGATE_WORKER_ADDR: listen: %w", err)
+		}
+		a.closers = append(a.closers, func() { workerLn.Close() })
+		a.WorkerAddr = workerLn.Addr().String()
+	}
 	var paysimLn net.Listener
 	if cfg.DevAlipay() {
 		if paysimLn, err = net.Listen("tcp", cfg.PaysimAddr); err != nil {
@@ -138,6 +150,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	if a.serves(config.RoleGateway, config.RoleWorker) {
 		a.Producer = kafka.NewProducer(kafka.ProducerOptions{Brokers: a.Brokers, Topic: cfg.KafkaTopic, Logger: log})
 		a.closers = append(a.closers, func() { a.Producer.Close() })
+		p := a.Producer
+		for name, fn := range map[string]func() float64{
+			"flashgate_kafka_produced_total": func() float64 { n, _, _ := p.Stats(); return float64(n) },
+			"flashgate_kafka_failed_total":   func() float64 { _, n, _ := p.Stats(); return float64(n) },
+			"flashgate_kafka_dropped_total":  func() float64 { _, _, n := p.Stats(); return float64(n) },
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: name, Help: "Reservations the producer wrote, failed to write, or dropped (queue full; the relay produces them later).",
+			}, fn))
+		}
 	}
 
 	// From here on, goroutines run: a failure to start stops them through
@@ -181,6 +203,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	if a.Admin != nil {
 		a.goRun("admin", func() error { return a.Admin.Serve(runCtx, adminLn) })
 	}
+	if workerLn != nil {
+		a.goRun("worker listener", func() error { return serveMetrics(runCtx, workerLn, reg) })
+	}
 	return a, nil
 }
 
@@ -219,6 +244,27 @@ func (a *App) closeAll() {
 		a.closers[i]()
 	}
 	a.closers = nil
+}
+
+// serveMetrics answers /healthz and /metrics on ln until ctx is done.
+func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"code":"ok"}`))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // Logger returns a text logger at level writing to w.

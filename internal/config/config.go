@@ -58,6 +58,7 @@ type Config struct {
 	WorkerWriteRate int
 	WorkerConsumers int
 	RelayAfter      time.Duration
+	WorkerAddr      string
 }
 
 // setting describes one variable/flag pair.
@@ -106,6 +107,7 @@ var settings = []setting{
 	{"FLASHGATE_WORKER_BATCH", "worker-batch", "1000", "most reservations a worker writes in one transaction", "dev worker"},
 	{"FLASHGATE_WORKER_WRITE_RATE", "worker-write-rate", "0", "most MySQL batch transactions per second per consumer (0: unpaced)", "dev worker"},
 	{"FLASHGATE_WORKER_CONSUMERS", "worker-consumers", "2", "Kafka consumers per worker process", "dev worker"},
+	{"FLASHGATE_WORKER_ADDR", "worker-addr", "", "worker listener serving /healthz and /metrics (empty: none)", "worker"},
 	{"FLASHGATE_RELAY_AFTER", "relay-after", "5s", "outbox entries older than this are produced again", "dev worker"},
 }
 
@@ -283,6 +285,9 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.WorkerWriteRate = int(num("FLASHGATE_WORKER_WRITE_RATE", 0, 1e6))
 	c.WorkerConsumers = int(num("FLASHGATE_WORKER_CONSUMERS", 1, 64))
 	c.RelayAfter = dur("FLASHGATE_RELAY_AFTER", 100*time.Millisecond)
+	if c.WorkerAddr = get("FLASHGATE_WORKER_ADDR"); c.WorkerAddr != "" {
+		addr("FLASHGATE_WORKER_ADDR")
+	}
 	return c, errors.Join(errs...)
 }
 

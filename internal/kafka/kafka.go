@@ -280,7 +280,7 @@ func NewConsumer(brokers []string, topic, group string) *Consumer {
 		StartOffset:       kafkago.FirstOffset,
 		HeartbeatInterval: time.Second,
 		SessionTimeout:    10 * time.Second,
-		RebalanceTimeout:  10 * time.Second,
+		RebalanceTimeout:  3 * time.Second,
 		QueueCapacity:     4096,
 	})}
 }
