@@ -239,7 +239,7 @@ func (g *Gateway) buyPath(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code 
 	if gd := g.guard; gd.bans != nil && (gd.bans.UserBanned(user, now) || gd.bans.IPBanned(g.clientIP(ctx), now)) {
 		return rejectWith(ctx, flashgate.Forbidden, bodyBanned)
 	}
-	it, err := g.store.Items().Get(g.base, id, now)
+	it, err := g.store.Items().Get(g.ioContext(), id, now)
 	if err != nil {
 		g.log.Warn("read item state", "item", id, "err", err)
 		return reject(ctx, flashgate.Unavailable)

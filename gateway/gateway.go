@@ -32,8 +32,8 @@ type Config struct {
 	// MaxInflight caps the buys running Redis at once; over it the gateway
 	// answers 503 at once instead of queueing. 0: no cap.
 	MaxInflight int
-	// BuyTimeout bounds the Redis work of one buy; default 2s.
-	BuyTimeout time.Duration
+	// IOTimeout bounds the Redis and MySQL work of a request; default 2s.
+	IOTimeout time.Duration
 	// Ready reports whether Kafka is reachable, for /readyz.
 	KafkaReady func(context.Context) error
 
@@ -80,6 +80,12 @@ type Gateway struct {
 	base context.Context
 	stop context.CancelFunc
 
+	// io is the context of the requests' Redis and MySQL calls: it carries
+	// a deadline IOTimeout away, renewed every tenth of it by one goroutine,
+	// so that a request never waits on a dead dependency yet pays no timer
+	// of its own.
+	io atomic.Pointer[ioDeadline]
+
 	inflight atomic.Int64
 	ready    atomic.Bool
 	bufs     sync.Pool
@@ -103,12 +109,13 @@ type route struct {
 
 // New returns a gateway. reg collects its metrics and is served on /metrics.
 func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer, signer *auth.Signer, log *slog.Logger, reg *prometheus.Registry) *Gateway {
-	if cfg.BuyTimeout <= 0 {
-		cfg.BuyTimeout = 2 * time.Second
-	}
 	g := &Gateway{cfg: cfg, store: store, db: db, producer: producer, auth: signer,
 		ids: flashgate.NewOrderIDs(), log: log, m: newMetrics(reg)}
+	if g.cfg.IOTimeout <= 0 {
+		g.cfg.IOTimeout = 2 * time.Second
+	}
 	g.base, g.stop = context.WithCancel(context.Background())
+	g.renewIO(time.Now())
 	g.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	g.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	g.guard, g.err = newGuard(cfg, store, log, reg)
@@ -157,6 +164,20 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	// the requests in flight: g.stop comes after the shutdown below.
 	var edgeWork sync.WaitGroup
 	g.guard.start(g.base, &edgeWork)
+	edgeWork.Add(1)
+	go func() {
+		defer edgeWork.Done()
+		t := time.NewTicker(g.cfg.IOTimeout / 10)
+		defer t.Stop()
+		for {
+			select {
+			case <-g.base.Done():
+				return
+			case now := <-t.C:
+				g.renewIO(now)
+			}
+		}
+	}()
 	defer func() {
 		g.stop()
 		edgeWork.Wait()
@@ -231,6 +252,27 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", method, path))
 }
 
+type ioDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// renewIO installs a fresh deadline context and releases the one before the
+// previous: a request that took the previous one may still be using it.
+func (g *Gateway) renewIO(now time.Time) {
+	ctx, cancel := context.WithDeadline(g.base, now.Add(g.cfg.IOTimeout))
+	old := g.io.Swap(&ioDeadline{ctx: ctx, cancel: cancel})
+	if old != nil {
+		// old expires by itself within IOTimeout; cancel it then so that
+		// its resources go even if the timer is late.
+		time.AfterFunc(g.cfg.IOTimeout, old.cancel)
+	}
+}
+
+// ioContext returns the context for a request's I/O: its deadline is at
+// least nine tenths of IOTimeout away.
+func (g *Gateway) ioContext() context.Context { return g.io.Load().ctx }
+
 // parseID parses a positive int64 written in decimal.
 func parseID(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 19 || b[0] == '0' {
@@ -288,7 +330,7 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if code, ok := g.admitUser(ctx, user, now); !ok {
 		return code
 	}
-	it, err := g.store.Items().Get(g.base, id, now)
+	it, err := g.store.Items().Get(g.ioContext(), id, now)
 	if err != nil {
 		g.log.Warn("read item state", "item", id, "err", err)
 		return reject(ctx, flashgate.Unavailable)
@@ -324,9 +366,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	defer g.bufs.Put(bp)
 	idb := g.ids.Append((*bp)[:0], it.ID, now)
 	r := flashgate.Reservation{OrderID: string(idb), ItemID: it.ID, UserID: user, Amount: it.Price, At: now}
-	rctx, cancel := context.WithTimeout(g.base, g.cfg.BuyTimeout)
-	defer cancel()
-	res, err := g.store.Buy(rctx, it, &r, idb[len(idb):])
+	res, err := g.store.Buy(g.ioContext(), it, &r, idb[len(idb):])
 	if err != nil {
 		g.log.Warn("reserve", "item", it.ID, "err", err)
 		return reject(ctx, flashgate.Unavailable)
@@ -357,7 +397,7 @@ func (g *Gateway) item(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if !ok {
 		return writeError(ctx, flashgate.Errorf(flashgate.Invalid, "item_id: must be a positive integer"))
 	}
-	v, err := g.itemView(g.base, id, requestTime(ctx))
+	v, err := g.itemView(g.ioContext(), id, requestTime(ctx))
 	if err != nil {
 		return writeError(ctx, err)
 	}
@@ -390,7 +430,7 @@ func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
 	g.activities.Lock()
 	defer g.activities.Unlock()
 	if g.activities.body == nil || now.Sub(g.activities.at) >= time.Second {
-		acts, err := g.db.OpenActivities(g.base, now)
+		acts, err := g.db.OpenActivities(g.ioContext(), now)
 		if err != nil {
 			g.log.Warn("list activities", "err", err)
 			return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "activities unavailable"))
@@ -406,7 +446,7 @@ func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
 		for _, a := range acts {
 			aj := activityJSON{ID: a.ID, Name: a.Name, StartAt: a.StartAt, EndAt: a.EndAt, Items: []itemJSON{}}
 			for _, it := range a.Items {
-				v, err := g.itemView(g.base, it.ID, now)
+				v, err := g.itemView(g.ioContext(), it.ID, now)
 				if err != nil {
 					return writeError(ctx, err)
 				}
@@ -430,7 +470,7 @@ func (g *Gateway) order(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if !ok {
 		return reject(ctx, flashgate.Unauthorized)
 	}
-	o, err := g.Order(g.base, user, string(rest))
+	o, err := g.Order(g.ioContext(), user, string(rest))
 	if err != nil {
 		return writeError(ctx, err)
 	}

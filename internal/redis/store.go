@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -35,6 +36,7 @@ type Store struct {
 	prefix string
 	log    *slog.Logger
 	items  *ItemCache
+	keys   keyCache
 
 	reserve, take, credit, creditReserve, release, preload, settle *rueidis.Lua
 }
@@ -47,6 +49,10 @@ type Options struct {
 	// CacheTTL bounds how long an item's cached state is trusted without an
 	// invalidation; default 10s.
 	CacheTTL time.Duration
+	// ConnTimeout bounds a read or write on a connection: a Redis that
+	// stops answering fails the commands in flight after it, and idle
+	// connections are pinged that often; default 2s.
+	ConnTimeout time.Duration
 }
 
 // Open connects to Redis (a Redis Cluster when Addrs has more than one entry
@@ -57,6 +63,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = 10 * time.Second
+	}
+	if o.ConnTimeout <= 0 {
+		o.ConnTimeout = 2 * time.Second
 	}
 	s := &Store{
 		prefix:        o.Prefix,
@@ -74,8 +83,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		InitAddress:       o.Addrs,
 		OnInvalidations:   s.items.invalidate,
 		CacheSizeEachConn: 16 << 20,
-		ConnWriteTimeout:  5 * time.Second,
-		Dialer:            netDialer(),
+		ConnWriteTimeout:  o.ConnTimeout,
+		// Fail fast: a buy answers 503 at once when Redis is unreachable
+		// rather than retrying until its deadline.
+		DisableRetry: true,
+		Dialer:       netDialer(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
@@ -103,15 +115,71 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func (s *Store) shardKey(item int64, shard int, name string) string {
-	b := make([]byte, 0, len(s.prefix)+len(name)+32)
+	k := s.keysOf(item, shard)
+	switch name {
+	case "stock":
+		return k.stock
+	case "buyers":
+		return k.buyers
+	case "outbox":
+		return k.outbox
+	case "pending":
+		return k.pending
+	}
+	return k.base + name
+}
+
+// shardKeys are the keys of one item shard, built once: the hot path would
+// otherwise format four strings per buy.
+type shardKeys struct {
+	base                           string // "<prefix>:{i42:3}:"
+	stock, buyers, outbox, pending string
+}
+
+// keyCache holds shardKeys per item; items are few and live long.
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[int64][]*shardKeys
+}
+
+// maxKeyedItems bounds the key cache; past it keys are built per call.
+const maxKeyedItems = 4096
+
+func (s *Store) keysOf(item int64, shard int) *shardKeys {
+	s.keys.mu.RLock()
+	ks := s.keys.m[item]
+	s.keys.mu.RUnlock()
+	if shard < len(ks) && ks[shard] != nil {
+		return ks[shard]
+	}
+	b := make([]byte, 0, len(s.prefix)+32)
 	b = append(b, s.prefix...)
 	b = append(b, ":{i"...)
 	b = strconv.AppendInt(b, item, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, int64(shard), 10)
 	b = append(b, "}:"...)
-	b = append(b, name...)
-	return string(b)
+	base := string(b)
+	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", pending: base + "pending"}
+	s.keys.mu.Lock()
+	defer s.keys.mu.Unlock()
+	if s.keys.m == nil {
+		s.keys.m = map[int64][]*shardKeys{}
+	}
+	ks = s.keys.m[item]
+	if _, known := s.keys.m[item]; !known && len(s.keys.m) >= maxKeyedItems {
+		return k
+	}
+	if shard >= len(ks) {
+		grown := make([]*shardKeys, shard+1)
+		copy(grown, ks)
+		ks = grown
+	}
+	if ks[shard] == nil {
+		ks[shard] = k
+	}
+	s.keys.m[item] = ks
+	return ks[shard]
 }
 
 func (s *Store) itemKey(item int64) string {
@@ -142,10 +210,8 @@ type ReserveResult struct {
 
 // Reserve runs reserve.lua on a shard: wire is the reservation's wire form.
 func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
-	keys := []string{
-		s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers"),
-		s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "pending"),
-	}
+	k := s.keysOf(item, shard)
+	keys := []string{k.stock, k.buyers, k.outbox, k.pending}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10)}
 	return parseReserve(s.reserve.Exec(ctx, s.c, keys, args).ToArray())
 }

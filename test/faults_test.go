@@ -1,0 +1,88 @@
+package test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// TestRedisDown: while Redis is unreachable a buy answers 503 and takes
+// nothing; once it is back, buys go through and the numbers add up.
+func TestRedisDown(t *testing.T) {
+	proxy := testenv.NewProxy(t, testenv.RedisAddr())
+	s := start(t, func(c *config.Config) { c.RedisAddrs = []string{proxy.Addr()} })
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 10, "shards": 2})
+	if a := s.buy(item, s.token(1)); a.Status != 202 {
+		t.Fatalf("buy: %s", a.Raw)
+	}
+	proxy.Cut()
+	for u := int64(2); u < 12; u++ {
+		a := s.buy(item, s.token(u))
+		if a.Status != 503 || a.code() != "unavailable" {
+			t.Fatalf("buy while Redis is down: %d %s", a.Status, a.Raw)
+		}
+	}
+	if a := s.do("GET", s.gw+"/readyz", "", nil); a.Status != 503 {
+		t.Fatalf("readyz while Redis is down: %d", a.Status)
+	}
+	proxy.Restore()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if a := s.buy(item, s.token(2)); a.Status != 202 {
+			return fmt.Errorf("buy after Redis is back: %d %s", a.Status, a.Raw)
+		}
+		return nil
+	})
+	st := s.settle(item)
+	if st.Unpaid != 2 || st.Remaining != 8 {
+		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// TestMySQLDown: buys keep being accepted while MySQL is unreachable (they
+// wait in Kafka and the outbox); once it is back every accepted unit is a row.
+func TestMySQLDown(t *testing.T) {
+	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, server.Addr)
+	s := start(t, func(c *config.Config) {
+		dsn, err := mysql.ParseDSN(c.MySQLDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn.Addr = proxy.Addr()
+		c.MySQLDSN = dsn.FormatDSN()
+	})
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 50, "shards": 4})
+	proxy.Cut()
+	accepted := map[string]int64{}
+	for u := int64(1); u <= 20; u++ {
+		a := s.buy(item, s.token(u))
+		if a.Status != 202 {
+			t.Fatalf("buy while MySQL is down: %d %s", a.Status, a.Raw)
+		}
+		accepted[a.str("order_id")] = u
+	}
+	time.Sleep(500 * time.Millisecond) // let the worker fail a few writes
+	proxy.Restore()
+	st := s.settle(item)
+	if st.Unpaid != 20 || st.Remaining != 30 {
+		t.Fatalf("stats: %+v", st)
+	}
+	got := rows(t, s, item)
+	for order, user := range accepted {
+		if got[order] != user {
+			t.Fatalf("accepted order %s of user %d: row has %d", order, user, got[order])
+		}
+	}
+	var left int
+	if err := s.app.DB.Get(&left, "SELECT stock_left FROM seckill_item WHERE id = ?", item); err != nil || left != 30 {
+		t.Fatalf("stock_left %d (%v)", left, err)
+	}
+}
