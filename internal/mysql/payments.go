@@ -364,7 +364,7 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 		sw = Sweep{Next: after}
 		var rows []orderRow
 		if err := tx.SelectContext(ctx, &rows, "SELECT "+orderColumns+` FROM seckill_order
-			WHERE status = 'unpaid' AND created_at < ? AND (created_at > ? OR (created_at = ? AND order_id > ?))
+			WHERE status = 'unpaid' AND restocked = 0 AND created_at < ? AND (created_at > ? OR (created_at = ? AND order_id > ?))
 			ORDER BY created_at, order_id LIMIT ? FOR UPDATE SKIP LOCKED`,
 			cutoff.UTC(), after.CreatedAt.UTC(), after.CreatedAt.UTC(), after.OrderID, limit); err != nil {
 			return fmt.Errorf("find expired orders: %w", err)
