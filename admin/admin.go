@@ -347,8 +347,21 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	a, err := s.db.Publish(r.Context(), id, s.now(), s.load)
+	var loaded []int64
+	a, err := s.db.Publish(r.Context(), id, s.now(), func(ctx context.Context, a *flashgate.Activity) error {
+		for _, it := range a.Items {
+			loaded = append(loaded, it.ID)
+		}
+		return s.load(ctx, a)
+	})
 	if err != nil {
+		// The commit failed after the items became visible: hide them
+		// again, so that nothing sells what is not published.
+		for _, item := range loaded {
+			if herr := s.store.HideItem(context.WithoutCancel(r.Context()), item); herr != nil {
+				s.log.Error("hide item after a failed publish", "item", item, "err", herr)
+			}
+		}
 		s.fail(w, "publish", err)
 		return
 	}
@@ -357,10 +370,15 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 }
 
 // load preloads each item's shards, then its metadata: gateways see the item
-// only once all its stock is in place.
+// only once all its stock is in place. The activity is unpublished (its row
+// is locked), so any key its items already have is a leftover and goes
+// first.
 func (s *Server) load(ctx context.Context, a *flashgate.Activity) error {
 	for i := range a.Items {
 		it := &a.Items[i]
+		if err := s.store.DropItem(ctx, it.ID, it.Shards); err != nil {
+			return flashgate.Errorf(flashgate.Unavailable, "could not load stock into Redis; nothing was published")
+		}
 		for shard := 0; shard < it.Shards; shard++ {
 			if _, err := s.store.Preload(ctx, it.ID, shard, ShardShare(it.Stock, it.Shards, shard)); err != nil {
 				return flashgate.Errorf(flashgate.Unavailable, "could not load stock into Redis; nothing was published")

@@ -1,11 +1,13 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/redis/rueidis"
 
 	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/testenv"
@@ -84,5 +86,42 @@ func TestMySQLDown(t *testing.T) {
 	var left int
 	if err := s.app.DB.Get(&left, "SELECT stock_left FROM seckill_item WHERE id = ?", item); err != nil || left != 30 {
 		t.Fatalf("stock_left %d (%v)", left, err)
+	}
+}
+
+// TestPublishIgnoresLeftoverKeys: keys an item id already has in Redis
+// before its activity is published (a database reset under a Redis that
+// kept its data) are replaced, never sold from.
+func TestPublishIgnoresLeftoverKeys(t *testing.T) {
+	s := start(t, nil)
+	ctx := context.Background()
+	c := s.app.Store.Client()
+	p := s.app.Config.RedisPrefix
+	// Item ids of a fresh database start at 1.
+	for _, cmd := range []rueidis.Completed{
+		c.B().Set().Key(p + ":item:1").Value(`{"id":1,"name":"ghost","price_cents":1,"stock":999,"shards":1,"start_ms":0,"end_ms":9999999999999}`).Build(),
+		c.B().Set().Key(p + ":{i1:0}:stock").Value("999").Build(),
+		c.B().Hset().Key(p + ":{i1:0}:buyers").FieldValue().FieldValue("7", "old-order").Build(),
+	} {
+		if err := c.Do(ctx, cmd).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	item := s.sale(-time.Second, time.Hour, map[string]any{"name": "real", "stock": 3, "shards": 2})
+	if item != 1 {
+		t.Fatalf("item id %d, want 1", item)
+	}
+	if st := s.stats(item); st.Remaining != 3 || st.Stock != 3 {
+		t.Fatalf("stats after publish over leftovers: %+v", st)
+	}
+	testenv.Eventually(t, 2*time.Second, func() error {
+		a := s.do("GET", fmt.Sprintf("%s/api/v1/items/%d", s.gw, item), "", nil)
+		if it, _ := a.Body["item"].(map[string]any); it == nil || it["name"] != "real" {
+			return fmt.Errorf("item: %s", a.Raw)
+		}
+		return nil
+	})
+	if a := s.buy(item, s.token(7)); a.Status != 202 {
+		t.Fatalf("user 7 held a leftover mark: %d %s", a.Status, a.Raw)
 	}
 }

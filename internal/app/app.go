@@ -124,8 +124,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		a.closers = append(a.closers, b.Close)
 		a.Brokers = b.Addrs()
 	}
+	var freshDB bool
 	if cfg.Role == config.RoleDev {
-		if err := mysql.Migrate(ctx, cfg.MySQLDSN); err != nil {
+		if freshDB, err = mysql.MigrateCreated(ctx, cfg.MySQLDSN); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
@@ -137,6 +138,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Store.Close)
+	if freshDB {
+		// A new database under a Redis that kept an older one's keys
+		// would show that one's items: start clean.
+		if err := a.Store.FlushPrefix(ctx); err != nil {
+			return nil, err
+		}
+	}
 	kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := kafka.EnsureTopic(kctx, a.Brokers, cfg.KafkaTopic, cfg.KafkaPartitions); err != nil {

@@ -54,37 +54,48 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 // embedded migration not applied yet. It is idempotent and safe to run from
 // several processes at once (a named lock serialises them).
 func Migrate(ctx context.Context, dsn string) error {
+	_, err := MigrateCreated(ctx, dsn)
+	return err
+}
+
+// MigrateCreated is Migrate that also reports whether it created the
+// database.
+func MigrateCreated(ctx context.Context, dsn string) (created bool, err error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return fmt.Errorf("parse mysql dsn: %w", err)
+		return false, fmt.Errorf("parse mysql dsn: %w", err)
 	}
 	name := cfg.DBName
 	if name == "" || strings.ContainsAny(name, "`") {
-		return fmt.Errorf("mysql dsn: bad database name %q", name)
+		return false, fmt.Errorf("mysql dsn: bad database name %q", name)
 	}
 	server := cfg.Clone()
 	server.DBName = ""
 	root, err := sqlx.Open("mysql", server.FormatDSN())
 	if err != nil {
-		return fmt.Errorf("open mysql: %w", err)
+		return false, fmt.Errorf("open mysql: %w", err)
 	}
 	defer root.Close()
-	if _, err := root.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+name+"` CHARACTER SET utf8mb4"); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
+	res, err := root.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+name+"` CHARACTER SET utf8mb4")
+	if err != nil {
+		return false, fmt.Errorf("create database %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		created = true
 	}
 	db, err := Open(ctx, dsn)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer db.Close()
 	conn, err := db.Connx(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return false, fmt.Errorf("migrate: %w", err)
 	}
 	defer conn.Close()
 	var got int
 	if err := conn.GetContext(ctx, &got, "SELECT GET_LOCK(CONCAT(DATABASE(), '.migrate'), 60)"); err != nil || got != 1 {
-		return fmt.Errorf("migrate: take lock: %v", orLock(err))
+		return false, fmt.Errorf("migrate: take lock: %v", orLock(err))
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.migrate'))")
 
@@ -92,18 +103,18 @@ func Migrate(ctx context.Context, dsn string) error {
 		version VARCHAR(100) NOT NULL PRIMARY KEY,
 		applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)
 	) ENGINE=InnoDB`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return false, fmt.Errorf("migrate: %w", err)
 	}
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return err
+		return false, err
 	}
 	sort.Strings(files)
 	for _, f := range files {
 		version := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql")
 		var n int
 		if err := conn.GetContext(ctx, &n, "SELECT COUNT(*) FROM schema_migrations WHERE version = ?", version); err != nil {
-			return fmt.Errorf("migrate %s: %w", version, err)
+			return false, fmt.Errorf("migrate %s: %w", version, err)
 		}
 		if n > 0 {
 			continue
@@ -111,14 +122,14 @@ func Migrate(ctx context.Context, dsn string) error {
 		src, _ := migrations.ReadFile(f)
 		for _, stmt := range splitStatements(string(src)) {
 			if _, err := conn.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("migrate %s: %w", version, err)
+				return false, fmt.Errorf("migrate %s: %w", version, err)
 			}
 		}
 		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", version); err != nil {
-			return fmt.Errorf("migrate %s: %w", version, err)
+			return false, fmt.Errorf("migrate %s: %w", version, err)
 		}
 	}
-	return nil
+	return created, nil
 }
 
 func orLock(err error) any {

@@ -360,3 +360,58 @@ func (s *Store) TrimCredits(ctx context.Context, item int64, shard int, cutoff t
 func newTransferID() string {
 	return strconv.FormatUint(rand.Uint64(), 36) + strconv.FormatUint(rand.Uint64(), 36)
 }
+
+// DropItem deletes every key of an item: its metadata, sold-out flag and
+// all its shards. Publish calls it for items that MySQL says are not
+// published yet, whose keys can only be leftovers (a database reset under
+// a Redis that kept its data, or a publish whose commit failed).
+func (s *Store) DropItem(ctx context.Context, item int64, shards int) error {
+	keys := []string{s.itemKey(item), s.soldOutKey(item)}
+	for sh := 0; sh < shards; sh++ {
+		for _, name := range []string{"stock", "buyers", "outbox", "pending", "xout", "xin"} {
+			keys = append(keys, s.shardKey(item, sh, name))
+		}
+	}
+	cmds := make(rueidis.Commands, 0, len(keys)+1)
+	for _, k := range keys { // one key a command: shards live in different slots
+		cmds = append(cmds, s.c.B().Del().Key(k).Build())
+	}
+	cmds = append(cmds, s.c.B().Srem().Key(s.itemsKey()).Member(strconv.FormatInt(item, 10)).Build())
+	for _, r := range s.c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("drop item %d: %w", item, err)
+		}
+	}
+	return nil
+}
+
+// HideItem deletes an item's metadata so that gateways stop selling it.
+func (s *Store) HideItem(ctx context.Context, item int64) error {
+	if err := s.c.Do(ctx, s.c.B().Del().Key(s.itemKey(item)).Build()).Error(); err != nil {
+		return fmt.Errorf("hide item %d: %w", item, err)
+	}
+	return nil
+}
+
+// FlushPrefix deletes every key under the prefix (dev mode does this when it
+// creates a fresh database, so that nothing of an older one lingers).
+func (s *Store) FlushPrefix(ctx context.Context) error {
+	for _, node := range s.c.Nodes() {
+		var cursor uint64
+		for {
+			e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(s.prefix+":*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				return fmt.Errorf("flush prefix: %w", err)
+			}
+			for _, k := range e.Elements {
+				if err := s.c.Do(ctx, s.c.B().Del().Key(k).Build()).Error(); err != nil {
+					return fmt.Errorf("flush prefix: %w", err)
+				}
+			}
+			if cursor = e.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
