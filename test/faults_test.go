@@ -101,7 +101,7 @@ func TestPublishIgnoresLeftoverKeys(t *testing.T) {
 	for _, cmd := range []rueidis.Completed{
 		c.B().Set().Key(p + ":item:1").Value(`{"id":1,"name":"ghost","price_cents":1,"stock":999,"shards":1,"start_ms":0,"end_ms":9999999999999}`).Build(),
 		c.B().Set().Key(p + ":{i1:0}:stock").Value("999").Build(),
-		c.B().Hset().Key(p + ":{i1:0}:buyers").FieldValue().FieldValue("7", "old-order").Build(),
+		c.B().Hset().Key(p+":{i1:0}:buyers").FieldValue().FieldValue("7", "old-order").Build(),
 	} {
 		if err := c.Do(ctx, cmd).Error(); err != nil {
 			t.Fatal(err)

@@ -107,7 +107,13 @@ func (e *guardError) Error() string {
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
-	tx, err := db.BeginTxx(ctx, nil)
+	return db.inTxOpts(ctx, nil, fn)
+}
+
+// inTxOpts runs fn in a transaction with opts, committing when it returns
+// nil and rolling back otherwise.
+func (db *DB) inTxOpts(ctx context.Context, opts *sql.TxOptions, fn func(*sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

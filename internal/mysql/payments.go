@@ -99,18 +99,7 @@ func (db *DB) PaidChannel(ctx context.Context, orderID string) (*PaymentInfo, er
 // they read by primary key (or skip locked ones), and must not take the gap
 // locks of REPEATABLE READ that would stall the workers' inserts.
 func (db *DB) inTxRC(ctx context.Context, fn func(*sqlx.Tx) error) error {
-	tx, err := db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return db.inTxOpts(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, fn)
 }
 
 // lockOrder reads an order row FOR UPDATE; nil when there is none.
