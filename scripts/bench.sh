@@ -12,12 +12,19 @@ DURATION=${BENCH_DURATION:-10s}
 mkdir -p reports
 
 mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB}"
+PREFIX="bench$$"
 export FLASHGATE_HTTP_ADDR=$HTTP FLASHGATE_ADMIN_ADDR=$ADMIN FLASHGATE_PAYSIM_ADDR=127.0.0.1:0 \
-  FLASHGATE_MYSQL_DSN=$DSN FLASHGATE_REDIS_PREFIX="bench$$" \
+  FLASHGATE_MYSQL_DSN=$DSN FLASHGATE_REDIS_PREFIX="$PREFIX" \
   FLASHGATE_USER_RATE=0 FLASHGATE_IP_RATE=0 FLASHGATE_LOG_LEVEL=warn
 $BIN dev > reports/dev.log 2>&1 &
 DEV=$!
-trap 'kill -TERM $DEV 2>/dev/null; wait $DEV 2>/dev/null || true' EXIT
+cleanup() {
+  kill -TERM $DEV 2>/dev/null
+  wait $DEV 2>/dev/null || true
+  redis-cli -h 127.0.0.1 --scan --pattern "$PREFIX:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null
+  mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB}"
+}
+trap cleanup EXIT
 for _ in $(seq 1 100); do
   curl -fs "http://$HTTP/readyz" >/dev/null 2>&1 && break
   sleep 0.1
