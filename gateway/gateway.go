@@ -350,6 +350,9 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	case flashgate.StateEnded:
 		return reject(ctx, flashgate.Ended)
 	case flashgate.StateSoldOut:
+		if order, ok := it.Holder(user); ok {
+			return duplicate(ctx, order)
+		}
 		return reject(ctx, flashgate.SoldOut)
 	}
 	if max := g.cfg.MaxInflight; max > 0 {
@@ -377,7 +380,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 		if res.OrderID == r.OrderID {
 			break // a retried script that had run: it is ours
 		}
-		return writeError(ctx, &flashgate.Error{Code: flashgate.Duplicate, Message: "you already hold an order for this item", OrderID: res.OrderID})
+		return duplicate(ctx, res.OrderID)
 	case redis.ShardEmpty:
 		return reject(ctx, flashgate.SoldOut)
 	}
@@ -390,6 +393,11 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	ctx.SetStatusCode(202)
 	ctx.SetBody(b)
 	return flashgate.OK
+}
+
+// duplicate answers 409 with the order the user already holds.
+func duplicate(ctx *fasthttp.RequestCtx, order string) flashgate.Code {
+	return writeError(ctx, &flashgate.Error{Code: flashgate.Duplicate, Message: "you already hold an order for this item", OrderID: order})
 }
 
 // item is GET /api/v1/items/{item_id}.

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashgate/flashgate/internal/testenv"
 )
 
 func jwt(header, claims string, key []byte) string {
@@ -59,6 +62,21 @@ func TestBuyAnswers(t *testing.T) {
 	}
 	if a := s.buy(item, s.token(7)); a.Status != 410 || a.code() != "sold_out" {
 		t.Fatalf("past the stock: %d %s", a.Status, a.Raw)
+	}
+	// Once every gateway holds the item as sold out, a holder who tries
+	// again is still told duplicate, with the order, from memory.
+	testenv.Eventually(t, 2*time.Second, func() error {
+		it, err := s.app.Store.Items().Get(context.Background(), item, time.Now())
+		if err != nil || !it.SoldOut {
+			return fmt.Errorf("not sold out in the cache yet (%v)", err)
+		}
+		return nil
+	})
+	if a := s.buy(item, s.token(5)); a.Status != 409 || a.code() != "duplicate" || a.str("order_id") != order {
+		t.Fatalf("holder after sold out: %d %s", a.Status, a.Raw)
+	}
+	if a := s.buy(item, s.token(8)); a.Status != 410 {
+		t.Fatalf("non-holder after sold out: %d %s", a.Status, a.Raw)
 	}
 
 	if a := s.do("POST", s.gw+"/api/v1/seckill/999999999", s.token(5), nil); a.Status != 404 || a.code() != "not_found" {

@@ -96,6 +96,10 @@ type CachedItem struct {
 	Missing bool
 	// SoldOut is the item's sold-out flag.
 	SoldOut bool
+	// holders maps the users holding a unit of a sold-out item to their
+	// orders, so that a holder who tries again is told duplicate, with the
+	// order, from memory (see Holder).
+	holders map[int64]string
 
 	until int64 // unix ns after which the entry is fetched again
 	// empty has a bit per shard this process saw empty: a hint for picking
@@ -104,6 +108,39 @@ type CachedItem struct {
 
 	remaining   atomic.Int64
 	remainingAt atomic.Int64
+}
+
+// Holder returns the order of userID when the item is sold out and the user
+// holds one of its units. It allocates nothing.
+func (c *CachedItem) Holder(userID int64) (string, bool) {
+	order, ok := c.holders[userID]
+	return order, ok
+}
+
+// maxHolders bounds the buyers a gateway keeps in memory for a sold-out
+// item: a flash sale's stock is small, and past this a holder's retry is
+// answered sold_out instead of duplicate.
+const maxHolders = 200_000
+
+// holders reads every shard's buyer marks in one round trip.
+func (s *Store) holders(ctx context.Context, item int64, shards int) (map[int64]string, error) {
+	cmds := make(rueidis.Commands, 0, shards)
+	for sh := 0; sh < shards; sh++ {
+		cmds = append(cmds, s.c.B().Hgetall().Key(s.shardKey(item, sh, "buyers")).Build())
+	}
+	out := map[int64]string{}
+	for _, r := range s.c.DoMulti(ctx, cmds...) {
+		m, err := r.AsStrMap()
+		if err != nil {
+			return nil, fmt.Errorf("read buyers of item %d: %w", item, err)
+		}
+		for user, order := range m {
+			if id, err := strconv.ParseInt(user, 10, 64); err == nil {
+				out[id] = order
+			}
+		}
+	}
+	return out, nil
 }
 
 func (c *CachedItem) markEmpty(shard int, empty bool) {
@@ -188,6 +225,11 @@ func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*Cached
 		return nil, fmt.Errorf("read item %d: %w", id, err)
 	default:
 		it.SoldOut = so == "1"
+	}
+	if it.SoldOut && !it.Missing && it.Stock <= maxHolders {
+		if it.holders, err = c.s.holders(ctx, id, it.Shards); err != nil {
+			return nil, err
+		}
 	}
 
 	c.mu.Lock()
