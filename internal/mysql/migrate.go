@@ -32,6 +32,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// One round trip per statement instead of prepare, execute, close:
+	// the worker's batch inserts are the busiest statements of the system.
+	cfg.InterpolateParams = true
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}
