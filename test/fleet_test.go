@@ -1,0 +1,93 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashgate/flashgate/internal/app"
+	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/mysql"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// TestFleet runs the roles as separate processes would: two gateways, two
+// workers and an admin sharing one Redis prefix, one database and one
+// broker. Buys spread over both gateways; every unit sells once and every
+// accepted buy becomes a row.
+func TestFleet(t *testing.T) {
+	base := testenv.Config(t)
+	broker, err := kafka.StartBroker(base.KafkaTopic, base.KafkaPartitions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	if err := mysql.Migrate(context.Background(), base.MySQLDSN); err != nil {
+		t.Fatal(err)
+	}
+	role := func(r string) *app.App {
+		c := *base
+		c.Role = r
+		c.KafkaBrokers = broker.Addrs()
+		c.AuthSecret = strings.Repeat("f", 40)
+		c.AdminToken = strings.Repeat("a", 20)
+		return testenv.Start(t, &c)
+	}
+	adm := role(config.RoleAdmin)
+	gws := []*app.App{role(config.RoleGateway), role(config.RoleGateway)}
+	role(config.RoleWorker)
+	role(config.RoleWorker)
+
+	// The admin helpers of stack talk to adm; buys go to either gateway.
+	s := &stack{t: t, app: adm, admin: "http://" + adm.AdminAddr, gw: "http://" + gws[0].HTTPAddr,
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	t.Cleanup(s.http.CloseIdleConnections)
+	const stock, users = 60, 400
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": stock, "shards": 8})
+
+	var mu sync.Mutex
+	accepted := map[int64]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, users)
+	for u := int64(1); u <= users; u++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gw := gws[u%2]
+			tok := gw.Signer.Mint(u, time.Now().Add(time.Hour))
+			a := s.do("POST", fmt.Sprintf("http://%s/api/v1/seckill/%d", gw.HTTPAddr, item), tok, nil)
+			switch a.code() {
+			case "ok":
+				mu.Lock()
+				accepted[u] = a.str("order_id")
+				mu.Unlock()
+			case "sold_out":
+			default:
+				errs <- fmt.Errorf("user %d: %d %s", u, a.Status, a.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(accepted) != stock {
+		t.Fatalf("accepted %d, want %d", len(accepted), stock)
+	}
+	st := s.settle(item)
+	if st.Unpaid != stock || st.Remaining != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+	got := rows(t, s, item)
+	for user, order := range accepted {
+		if got[order] != user {
+			t.Fatalf("order %s of user %d: row has %d", order, user, got[order])
+		}
+	}
+}
