@@ -10,6 +10,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/kafka"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
@@ -123,5 +124,50 @@ func TestPublishIgnoresLeftoverKeys(t *testing.T) {
 	})
 	if a := s.buy(item, s.token(7)); a.Status != 202 {
 		t.Fatalf("user 7 held a leftover mark: %d %s", a.Status, a.Raw)
+	}
+}
+
+// TestKafkaDown: while the broker is gone buys are still accepted (the
+// reservation waits in the Redis outbox); when a broker is back at the same
+// address the relay produces them and every accepted buy becomes a row.
+func TestKafkaDown(t *testing.T) {
+	base := testenv.Config(t)
+	broker, err := kafka.StartBroker(base.KafkaTopic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := broker.Addrs()[0]
+	s := start(t, func(c *config.Config) {
+		*c = *base
+		c.KafkaBrokers = []string{addr}
+		c.KafkaPartitions = 2
+	})
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 20, "shards": 2})
+	broker.Close()
+	accepted := map[string]int64{}
+	for u := int64(1); u <= 10; u++ {
+		a := s.buy(item, s.token(u))
+		if a.Status != 202 {
+			t.Fatalf("buy while Kafka is down: %d %s", a.Status, a.Raw)
+		}
+		accepted[a.str("order_id")] = u
+	}
+	time.Sleep(time.Second)
+	again, err := kafka.StartBrokerAt(addr, base.KafkaTopic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	testenv.Eventually(t, 60*time.Second, func() error {
+		got := rows(t, s, item)
+		for order := range accepted {
+			if _, ok := got[order]; !ok {
+				return fmt.Errorf("%d of %d rows", len(got), len(accepted))
+			}
+		}
+		return nil
+	})
+	if st := s.settle(item); st.Unpaid != 10 || st.Remaining != 10 {
+		t.Fatalf("stats: %+v", st)
 	}
 }

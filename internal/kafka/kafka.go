@@ -76,10 +76,16 @@ type Broker struct {
 // StartBroker starts a one-node embedded broker on a free loopback port with
 // topic created.
 func StartBroker(topic string, partitions int) (*Broker, error) {
+	return StartBrokerAt("127.0.0.1:0", topic, partitions)
+}
+
+// StartBrokerAt is StartBroker on a given address (fault tests restart a
+// broker where clients expect it).
+func StartBrokerAt(addr, topic string, partitions int) (*Broker, error) {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, "127.0.0.1:0")
+			return net.Listen(network, addr)
 		}),
 		kfake.SeedTopics(int32(partitions), topic),
 	)
