@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,4 +185,59 @@ func TestWorkerServesMetrics(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "flashgate_kafka_produced_total") {
 		t.Fatalf("worker metrics: %d", resp.StatusCode)
 	}
+}
+
+// `flashgate dev` prints its URLs and tokens, and a cancelled context (what
+// SIGTERM and SIGINT become) shuts it down with exit code 0.
+func TestDevStartsAndStopsCleanly(t *testing.T) {
+	cfg := testenv.Config(t)
+	vars := map[string]string{
+		"FLASHGATE_HTTP_ADDR":    "127.0.0.1:0",
+		"FLASHGATE_ADMIN_ADDR":   "127.0.0.1:0",
+		"FLASHGATE_PAYSIM_ADDR":  "127.0.0.1:0",
+		"FLASHGATE_MYSQL_DSN":    cfg.MySQLDSN,
+		"FLASHGATE_REDIS_PREFIX": cfg.RedisPrefix,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"dev"}, env(vars), out, io.Discard) }()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if !strings.Contains(out.String(), "user 2") {
+			return fmt.Errorf("banner not printed yet: %q", out.String())
+		}
+		return nil
+	})
+	for _, want := range []string{"gateway      http://127.0.0.1:", "admin        http://127.0.0.1:", "dev-admin-token", "user 1       ey"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
