@@ -173,7 +173,8 @@ type ItemCache struct {
 	m     atomic.Pointer[map[int64]*CachedItem]
 }
 
-// maxCachedMissing bounds the negative entries kept for unknown ids.
+// maxCachedItems is the size past which unknown ids are no longer cached
+// (a flood of made-up ids must not grow the map without bound).
 const maxCachedItems = 10000
 
 func newItemCache(s *Store, ttl time.Duration) *ItemCache {
