@@ -291,6 +291,19 @@ func (db *DB) ApplyPayment(ctx context.Context, r ChannelReport) (Outcome, *flas
 // one transaction. It reports whether this call cancelled it, and the order
 // as it is now (nil when unknown).
 func (db *DB) CancelUnpaid(ctx context.Context, orderID string, at time.Time) (bool, *flashgate.Order, error) {
+	return db.transition(ctx, orderID, flashgate.OrderUnpaid, flashgate.OrderCancelled, at, func(tx *sqlx.Tx, o *flashgate.Order) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE payment_info SET status = ? WHERE order_id = ? AND status = ?", PayClosed, o.ID, PayWaiting); err != nil {
+			return fmt.Errorf("close payment: %w", err)
+		}
+		return nil
+	})
+}
+
+// transition moves an order from status from to status to in one
+// transaction with the order row locked, running also in it (setStatus
+// gives the unit back when the order closes). It reports whether this call
+// changed the order, and the order as it is now (nil when unknown).
+func (db *DB) transition(ctx context.Context, orderID string, from, to flashgate.OrderStatus, at time.Time, also func(*sqlx.Tx, *flashgate.Order) error) (bool, *flashgate.Order, error) {
 	var done bool
 	var out *flashgate.Order
 	err := db.inTxRC(ctx, func(tx *sqlx.Tx) error {
@@ -299,14 +312,14 @@ func (db *DB) CancelUnpaid(ctx context.Context, orderID string, at time.Time) (b
 			return err
 		}
 		out = o
-		if o.Status != flashgate.OrderUnpaid {
+		if o.Status != from {
 			return nil
 		}
-		if err := setStatus(ctx, tx, o, flashgate.OrderCancelled, at); err != nil {
+		if err := setStatus(ctx, tx, o, to, at); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE payment_info SET status = ? WHERE order_id = ? AND status = ?", PayClosed, o.ID, PayWaiting); err != nil {
-			return fmt.Errorf("close payment: %w", err)
+		if err := also(tx, o); err != nil {
+			return err
 		}
 		done = true
 		return nil
@@ -522,30 +535,12 @@ func (db *DB) RefundPoints(ctx context.Context, orderID string, user int64, outR
 // refund logged, in one transaction. It reports whether this call changed
 // the order, and the order as it is now.
 func (db *DB) MarkRefunded(ctx context.Context, orderID, channel, outRequestNo, tradeNo string, at time.Time) (bool, *flashgate.Order, error) {
-	var done bool
-	var out *flashgate.Order
-	err := db.inTxRC(ctx, func(tx *sqlx.Tx) error {
-		o, err := lockOrder(ctx, tx, orderID)
-		if err != nil || o == nil {
-			return err
-		}
-		out = o
-		if o.Status != flashgate.OrderPaid {
-			return nil
-		}
-		if err := setStatus(ctx, tx, o, flashgate.OrderRefunded, at); err != nil {
-			return err
-		}
+	return db.transition(ctx, orderID, flashgate.OrderPaid, flashgate.OrderRefunded, at, func(tx *sqlx.Tx, o *flashgate.Order) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE payment_info SET status = ? WHERE order_id = ? AND channel = ?", PayRefunded, o.ID, channel); err != nil {
 			return fmt.Errorf("record refund: %w", err)
 		}
-		if err := logRefund(ctx, tx, o, channel, outRequestNo, nil, tradeNo, at); err != nil {
-			return err
-		}
-		done = true
-		return nil
+		return logRefund(ctx, tx, o, channel, outRequestNo, nil, tradeNo, at)
 	})
-	return done, out, err
 }
 
 // RefundsNeeded returns up to limit payments flagged REFUND_NEEDED.
