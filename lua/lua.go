@@ -7,7 +7,8 @@ package lua
 import _ "embed"
 
 // Reserve takes one unit from a shard for a user, atomically with the
-// duplicate check and the outbox entry.
+// duplicate check and the outbox entry; a borrowing buyer's transfer is
+// credited in the same step.
 //
 //go:embed reserve.lua
 var Reserve string
@@ -21,12 +22,6 @@ var Take string
 //
 //go:embed credit.lua
 var Credit string
-
-// CreditReserve credits a transfer to the borrower's home shard and reserves
-// the borrower's unit there in the same step.
-//
-//go:embed credit_reserve.lua
-var CreditReserve string
 
 // Release returns an order's unit to the user's home shard and clears the
 // user's duplicate mark.

@@ -21,7 +21,7 @@ type BuyResult struct {
 }
 
 // maxAttempts bounds the borrowing rounds of one buy. Each round either
-// borrows (and then the buyer gets a unit: see credit_reserve.lua), learns
+// borrows (and then the buyer gets a unit: see reserve.lua), learns
 // that a donor is empty, or rereads every shard, so the bound is reached
 // only under heavy contention for the very last units.
 const maxAttempts = 64

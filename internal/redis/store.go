@@ -38,7 +38,7 @@ type Store struct {
 	items  *ItemCache
 	keys   keyCache
 
-	reserve, take, credit, creditReserve, release, preload, settle *rueidis.Lua
+	reserve, take, credit, release, preload, settle *rueidis.Lua
 }
 
 // Options configure Open.
@@ -68,15 +68,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.ConnTimeout = 2 * time.Second
 	}
 	s := &Store{
-		prefix:        o.Prefix,
-		log:           o.Logger,
-		reserve:       rueidis.NewLuaScript(lua.Reserve),
-		take:          rueidis.NewLuaScript(lua.Take),
-		credit:        rueidis.NewLuaScript(lua.Credit),
-		creditReserve: rueidis.NewLuaScript(lua.CreditReserve),
-		release:       rueidis.NewLuaScript(lua.Release),
-		preload:       rueidis.NewLuaScript(lua.Preload),
-		settle:        rueidis.NewLuaScript(lua.Settle),
+		prefix:  o.Prefix,
+		log:     o.Logger,
+		reserve: rueidis.NewLuaScript(lua.Reserve),
+		take:    rueidis.NewLuaScript(lua.Take),
+		credit:  rueidis.NewLuaScript(lua.Credit),
+		release: rueidis.NewLuaScript(lua.Release),
+		preload: rueidis.NewLuaScript(lua.Preload),
+		settle:  rueidis.NewLuaScript(lua.Settle),
 	}
 	s.items = newItemCache(s, o.CacheTTL)
 	c, err := rueidis.NewClient(rueidis.ClientOption{
@@ -216,16 +215,15 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 	return parseReserve(s.reserve.Exec(ctx, s.c, keys, args).ToArray())
 }
 
-// CreditReserve runs credit_reserve.lua on the user's home shard: it credits
-// transfer xferID (once) and reserves the user's unit in the same step.
+// CreditReserve runs reserve.lua on the user's home shard with a transfer:
+// it credits transfer xferID (once) and reserves the user's unit in the same
+// step.
 func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID string, units int64, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
-	keys := []string{
-		s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "xin"), s.shardKey(item, shard, "buyers"),
-		s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "pending"),
-	}
-	args := []string{xferID, strconv.FormatInt(units, 10), strconv.FormatInt(now.UnixMilli(), 10),
-		strconv.FormatInt(userID, 10), orderID, string(wire)}
-	return parseReserve(s.creditReserve.Exec(ctx, s.c, keys, args).ToArray())
+	k := s.keysOf(item, shard)
+	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin"}
+	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10),
+		xferID, strconv.FormatInt(units, 10)}
+	return parseReserve(s.reserve.Exec(ctx, s.c, keys, args).ToArray())
 }
 
 func parseReserve(vals []rueidis.RedisMessage, err error) (ReserveResult, error) {
