@@ -370,7 +370,9 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	defer g.bufs.Put(bp)
 	idb := g.ids.Append((*bp)[:0], it.ID, now)
 	r := flashgate.Reservation{OrderID: string(idb), ItemID: it.ID, UserID: user, Amount: it.Price, At: now}
-	res, err := g.store.Buy(g.ioContext(), it, &r, idb[len(idb):])
+	// The wire form gets a buffer of its own: Kafka holds it after the
+	// response is written over the pooled one.
+	res, err := g.store.Buy(g.ioContext(), it, &r, make([]byte, 0, 96))
 	if err != nil {
 		g.log.Warn("reserve", "item", it.ID, "err", err)
 		return reject(ctx, flashgate.Unavailable)
@@ -384,8 +386,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	case redis.ShardEmpty:
 		return reject(ctx, flashgate.SoldOut)
 	}
-	wire := r.AppendWire(make([]byte, 0, 96))
-	g.producer.Enqueue(kafka.Message{Key: strconv.AppendInt(nil, user, 10), Value: wire})
+	g.producer.Enqueue(kafka.Message{Key: strconv.AppendInt(nil, user, 10), Value: res.Wire})
 	b := append(idb[len(idb):], `{"code":"ok","order_id":"`...)
 	b = append(b, r.OrderID...)
 	b = append(b, `","status":"pending"}`...)

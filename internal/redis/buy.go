@@ -18,6 +18,9 @@ type BuyResult struct {
 	Outcome ReserveOutcome // Reserved, DuplicateBuyer or ShardEmpty (sold out)
 	OrderID string         // the new order, or the one the user holds
 	Shard   int
+	// Wire is the reservation's wire form as written to the outbox, built
+	// in the buffer passed to Buy: the Kafka message of a new order.
+	Wire []byte
 }
 
 // maxAttempts bounds the borrowing rounds of one buy. Each round either
@@ -30,7 +33,8 @@ const maxAttempts = 64
 // one in maxAttempts rounds: nothing was taken, the buyer may retry.
 var ErrBusy = errors.New("buy: stock is moving between shards; try again")
 
-// Buy reserves one unit of it for the reservation r on the user's home shard.
+// Buy reserves one unit of it for the reservation r on the user's home shard,
+// writing r's wire form into wire's buffer.
 // When that shard is empty it borrows from another shard (take in the donor,
 // then credit and reserve in the home shard in one script, then ack) so that
 // a buyer never loses borrowed units to others; it answers ShardEmpty only
@@ -51,9 +55,9 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 			if res.Left == 0 {
 				it.markEmpty(home, true)
 			}
-			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home}, nil
+			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home, Wire: wire}, nil
 		case DuplicateBuyer:
-			return BuyResult{Outcome: DuplicateBuyer, OrderID: res.OrderID, Shard: home}, nil
+			return BuyResult{Outcome: DuplicateBuyer, OrderID: res.OrderID, Shard: home, Wire: wire}, nil
 		case ShardNotLoaded:
 			return BuyResult{}, fmt.Errorf("reserve: stock of item %d shard %d is not loaded", r.ItemID, home)
 		}
