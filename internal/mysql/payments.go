@@ -116,6 +116,23 @@ func lockOrder(ctx context.Context, tx *sqlx.Tx, id string) (*flashgate.Order, e
 	return &o, nil
 }
 
+// lockPayable locks user's order and answers conflict unless it is unpaid
+// and was created after notBefore (an order about to expire is not paid for
+// any more: the sweep may be closing it).
+func lockPayable(ctx context.Context, tx *sqlx.Tx, id string, user int64, notBefore time.Time) (*flashgate.Order, error) {
+	o, err := lockOwnOrder(ctx, tx, id, user)
+	if err != nil {
+		return nil, err
+	}
+	if o.Status != flashgate.OrderUnpaid {
+		return nil, notUnpaid(o)
+	}
+	if !o.CreatedAt.After(notBefore) {
+		return nil, flashgate.Errorf(flashgate.Conflict, "order %s has expired", o.ID)
+	}
+	return o, nil
+}
+
 // lockOwnOrder is lockOrder for an order that must belong to user.
 func lockOwnOrder(ctx context.Context, tx *sqlx.Tx, id string, user int64) (*flashgate.Order, error) {
 	o, err := lockOrder(ctx, tx, id)
@@ -175,15 +192,9 @@ func giveBack(ctx context.Context, tx *sqlx.Tx, item int64, n int) error {
 func (db *DB) OpenAlipay(ctx context.Context, orderID string, user int64, notBefore time.Time) (*flashgate.Order, error) {
 	var out *flashgate.Order
 	err := db.inTxRC(ctx, func(tx *sqlx.Tx) error {
-		o, err := lockOwnOrder(ctx, tx, orderID, user)
+		o, err := lockPayable(ctx, tx, orderID, user, notBefore)
 		if err != nil {
 			return err
-		}
-		if o.Status != flashgate.OrderUnpaid {
-			return notUnpaid(o)
-		}
-		if !o.CreatedAt.After(notBefore) {
-			return flashgate.Errorf(flashgate.Conflict, "order %s has expired", o.ID)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO payment_info (order_id, channel, amount, status)
 			VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE id = id`, o.ID, ChannelAlipay, o.Amount.String(), PayWaiting); err != nil {
@@ -446,15 +457,9 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 func (db *DB) PayWithPoints(ctx context.Context, orderID string, user, points int64, notBefore, at time.Time) (*flashgate.Order, error) {
 	var out *flashgate.Order
 	err := db.inTxRC(ctx, func(tx *sqlx.Tx) error {
-		o, err := lockOwnOrder(ctx, tx, orderID, user)
+		o, err := lockPayable(ctx, tx, orderID, user, notBefore)
 		if err != nil {
 			return err
-		}
-		if o.Status != flashgate.OrderUnpaid {
-			return notUnpaid(o)
-		}
-		if !o.CreatedAt.After(notBefore) {
-			return flashgate.Errorf(flashgate.Conflict, "order %s has expired", o.ID)
 		}
 		balance, err := movePoints(ctx, tx, user, -points)
 		if err != nil {
