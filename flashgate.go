@@ -18,7 +18,11 @@ type Activity struct {
 	StartAt     time.Time
 	EndAt       time.Time
 	PublishedAt *time.Time
-	Items       []Item
+	// PublishAt is when a scheduled activity is to be published.
+	PublishAt *time.Time
+	// ArchivedAt is when the activity's Redis state was removed.
+	ArchivedAt *time.Time
+	Items      []Item
 }
 
 // Item is one product on sale in an activity. Its stock is split across

@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -25,6 +26,7 @@ import (
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/sale"
 )
 
 // Server is the admin API.
@@ -35,6 +37,7 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	now   func() time.Time
+	ops   *sale.Ops
 
 	metrics http.Handler
 }
@@ -42,10 +45,11 @@ type Server struct {
 // New returns the admin API. reg is served on /metrics.
 func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *prometheus.Registry) *Server {
 	s := &Server{db: db, store: store, token: []byte(token), log: log, mux: http.NewServeMux(), now: time.Now}
+	s.ops = sale.New(db, store, log)
+	s.mountSale()
 	s.mux.HandleFunc("POST /admin/v1/activities", s.createActivity)
 	s.mux.HandleFunc("GET /admin/v1/activities/{id}", s.getActivity)
 	s.mux.HandleFunc("POST /admin/v1/activities/{id}/items", s.addItem)
-	s.mux.HandleFunc("POST /admin/v1/activities/{id}/publish", s.publish)
 	s.mux.HandleFunc("GET /admin/v1/items/{id}/stats", s.stats)
 	s.mountBlacklist()
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -108,6 +112,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Every admin process takes part in scheduled publishing (contract
+	// §11: any admin or worker may publish).
+	sctx, stop := context.WithCancel(ctx)
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		s.ops.RunScheduler(sctx)
+	}()
+	defer func() { stop(); <-schedDone }()
 	select {
 	case err := <-errc:
 		return err
@@ -149,16 +162,34 @@ func invalid(status int, format string, args ...any) error {
 }
 
 // DecodeJSON reads a JSON object body into v; errors name the field at
-// fault and answer 400.
+// fault and answer 400. A field v does not know is an error too: a typo in
+// an admin request must not be silently ignored.
 func DecodeJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := readBody(r)
 	if err != nil {
-		return invalid(400, "body: %v", err)
+		return err
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return invalid(400, "body: empty; a JSON object is required")
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	return decodeBytes(body, v)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return nil, invalid(400, "body: %v", err)
+	}
+	return body, nil
+}
+
+func decodeBytes(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return invalid(400, "%s: unknown field", strings.Trim(f, `"`))
+		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return invalid(400, "%s: must be %s", te.Field, jsonKind(te.Type.Kind().String()))
@@ -275,6 +306,7 @@ func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, 200, map[string]any{"code": "ok", "activity": map[string]any{
 		"id": a.ID, "name": a.Name, "start_at": a.StartAt, "end_at": a.EndAt,
 		"published": a.PublishedAt != nil, "published_at": a.PublishedAt, "items": items,
+		"publish_at": a.PublishAt, "status": a.StatusAt(s.now()),
 	}})
 }
 
@@ -339,125 +371,18 @@ func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, 201, map[string]any{"code": "ok", "id": id})
 }
 
-// publish marks an activity published once every item's stock is in Redis,
-// split across its shards.
-func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
-	var loaded []int64
-	a, err := s.db.Publish(r.Context(), id, s.now(), func(ctx context.Context, a *flashgate.Activity) error {
-		for _, it := range a.Items {
-			loaded = append(loaded, it.ID)
-		}
-		return s.load(ctx, a)
-	})
-	if err != nil {
-		// The commit failed after the items became visible: hide them
-		// again, so that nothing sells what is not published.
-		for _, item := range loaded {
-			if herr := s.store.HideItem(context.WithoutCancel(r.Context()), item); herr != nil {
-				s.log.Error("hide item after a failed publish", "item", item, "err", herr)
-			}
-		}
-		s.fail(w, "publish", err)
-		return
-	}
-	s.log.Info("published activity", "activity", id, "items", len(a.Items))
-	WriteJSON(w, 200, map[string]any{"code": "ok", "id": id, "published_at": a.PublishedAt})
-}
-
-// load preloads each item's shards, then its metadata: gateways see the item
-// only once all its stock is in place. The activity is unpublished (its row
-// is locked), so any key its items already have is a leftover and goes
-// first.
-func (s *Server) load(ctx context.Context, a *flashgate.Activity) error {
-	for i := range a.Items {
-		it := &a.Items[i]
-		if err := s.store.DropItem(ctx, it.ID, it.Shards); err != nil {
-			return flashgate.Errorf(flashgate.Unavailable, "could not load stock into Redis; nothing was published")
-		}
-		for shard := 0; shard < it.Shards; shard++ {
-			if _, err := s.store.Preload(ctx, it.ID, shard, ShardShare(it.Stock, it.Shards, shard)); err != nil {
-				return flashgate.Errorf(flashgate.Unavailable, "could not load stock into Redis; nothing was published")
-			}
-		}
-		if err := s.store.PutItem(ctx, it); err != nil {
-			return flashgate.Errorf(flashgate.Unavailable, "could not load items into Redis; nothing was published")
-		}
-	}
-	return nil
-}
-
-// ShardShare returns shard's share of stock split over n shards: stock/n,
-// plus one for the first stock%n shards.
-func ShardShare(stock int64, n, shard int) int64 {
-	share := stock / int64(n)
-	if int64(shard) < stock%int64(n) {
-		share++
-	}
-	return share
-}
-
-// Stats are an item's numbers (contract §6).
-type Stats struct {
-	Stock     int64 `json:"stock"`
-	Remaining int64 `json:"remaining"`
-	Reserved  int64 `json:"reserved"`
-	Orders    int64 `json:"orders"`
-	Unpaid    int64 `json:"unpaid"`
-	Paid      int64 `json:"paid"`
-	Cancelled int64 `json:"cancelled"`
-	Refunded  int64 `json:"refunded"`
-}
-
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	id, err := PathID(r, "id")
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	st, err := s.ItemStats(r.Context(), id)
+	n, err := s.ops.Numbers(r.Context(), id)
 	if err != nil {
 		s.fail(w, "item stats", err)
 		return
 	}
-	WriteJSON(w, 200, map[string]any{"code": "ok", "stats": st})
-}
-
-// ItemStats computes an item's stats from Redis and MySQL. Reserved counts
-// the outbox entries whose row does not exist yet.
-func (s *Server) ItemStats(ctx context.Context, id int64) (*Stats, error) {
-	it, err := s.db.Item(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	st := &Stats{Stock: it.Stock}
-	var ids []string
-	for shard := 0; shard < it.Shards; shard++ {
-		part, err := s.store.OutboxIDs(ctx, id, shard)
-		if err != nil {
-			return nil, flashgate.Errorf(flashgate.Unavailable, "redis unavailable")
-		}
-		ids = append(ids, part...)
-	}
-	if st.Remaining, err = s.store.RemainingNow(ctx, id, it.Shards); err != nil {
-		return nil, flashgate.Errorf(flashgate.Unavailable, "redis unavailable")
-	}
-	counts, err := s.db.ItemOrderCounts(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	have, err := s.db.ExistingOrders(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	st.Reserved = int64(len(ids) - len(have))
-	st.Unpaid, st.Paid, st.Cancelled, st.Refunded = counts.Unpaid, counts.Paid, counts.Cancelled, counts.Refunded
-	st.Orders = counts.Unpaid + counts.Paid + counts.Cancelled + counts.Refunded
-	return st, nil
+	WriteJSON(w, 200, map[string]any{"code": "ok", "stats": n})
 }
 
 // fail writes err; anything that is not a domain error is logged and

@@ -38,3 +38,13 @@ var Preload string
 //
 //go:embed settle.lua
 var Settle string
+
+// Withdraw takes units not yet sold out of a shard, once per adjustment.
+//
+//go:embed withdraw.lua
+var Withdraw string
+
+// Count reads a shard's stock, units in transfer and outbox atomically.
+//
+//go:embed count.lua
+var Count string

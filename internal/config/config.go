@@ -58,6 +58,7 @@ type Config struct {
 	WorkerWriteRate int
 	WorkerConsumers int
 	RelayAfter      time.Duration
+	ArchiveAfter    time.Duration
 	WorkerAddr      string
 }
 
@@ -109,6 +110,7 @@ var settings = []setting{
 	{"FLASHGATE_WORKER_CONSUMERS", "worker-consumers", "2", "Kafka consumers per worker process", "dev worker"},
 	{"FLASHGATE_WORKER_ADDR", "worker-addr", "", "worker listener serving /healthz and /metrics (empty: none)", "worker"},
 	{"FLASHGATE_RELAY_AFTER", "relay-after", "5s", "outbox entries older than this are produced again", "dev worker"},
+	{"FLASHGATE_ARCHIVE_AFTER", "archive-after", "1h", "an ended, settled activity loses its Redis keys this long after its end", "dev worker"},
 }
 
 // FlagSet returns a flag set for role whose defaults come from getenv. Load
@@ -285,6 +287,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.WorkerWriteRate = int(num("FLASHGATE_WORKER_WRITE_RATE", 0, 1e6))
 	c.WorkerConsumers = int(num("FLASHGATE_WORKER_CONSUMERS", 1, 64))
 	c.RelayAfter = dur("FLASHGATE_RELAY_AFTER", 100*time.Millisecond)
+	c.ArchiveAfter = dur("FLASHGATE_ARCHIVE_AFTER", 0)
 	if c.WorkerAddr = get("FLASHGATE_WORKER_ADDR"); c.WorkerAddr != "" {
 		addr("FLASHGATE_WORKER_ADDR")
 	}

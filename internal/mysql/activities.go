@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/flashgate/flashgate"
 )
 
@@ -16,15 +18,23 @@ type activityRow struct {
 	StartAt     time.Time    `db:"start_at"`
 	EndAt       time.Time    `db:"end_at"`
 	PublishedAt sql.NullTime `db:"published_at"`
+	PublishAt   sql.NullTime `db:"publish_at"`
+	ArchivedAt  sql.NullTime `db:"archived_at"`
+}
+
+const activityColumns = "id, name, start_at, end_at, published_at, publish_at, archived_at"
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
 }
 
 func (r activityRow) domain() flashgate.Activity {
-	a := flashgate.Activity{ID: r.ID, Name: r.Name, StartAt: r.StartAt.UTC(), EndAt: r.EndAt.UTC()}
-	if r.PublishedAt.Valid {
-		t := r.PublishedAt.Time.UTC()
-		a.PublishedAt = &t
-	}
-	return a
+	return flashgate.Activity{ID: r.ID, Name: r.Name, StartAt: r.StartAt.UTC(), EndAt: r.EndAt.UTC(),
+		PublishedAt: nullTime(r.PublishedAt), PublishAt: nullTime(r.PublishAt), ArchivedAt: nullTime(r.ArchivedAt)}
 }
 
 type itemRow struct {
@@ -62,7 +72,7 @@ func (db *DB) CreateActivity(ctx context.Context, a *flashgate.Activity) (int64,
 // Activity returns an activity with its items, or a not_found error.
 func (db *DB) Activity(ctx context.Context, id int64) (*flashgate.Activity, error) {
 	var r activityRow
-	err := db.GetContext(ctx, &r, "SELECT id, name, start_at, end_at, published_at FROM seckill_activity WHERE id = ?", id)
+	err := db.GetContext(ctx, &r, "SELECT "+activityColumns+" FROM seckill_activity WHERE id = ?", id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, flashgate.Errorf(flashgate.NotFound, "activity %d not found", id)
 	}
@@ -99,7 +109,7 @@ func (db *DB) Item(ctx context.Context, id int64) (*flashgate.Item, error) {
 		return nil, fmt.Errorf("read item %d: %w", id, err)
 	}
 	var a activityRow
-	if err := db.GetContext(ctx, &a, "SELECT id, name, start_at, end_at, published_at FROM seckill_activity WHERE id = ?", r.ActivityID); err != nil {
+	if err := db.GetContext(ctx, &a, "SELECT "+activityColumns+" FROM seckill_activity WHERE id = ?", r.ActivityID); err != nil {
 		return nil, fmt.Errorf("read activity of item %d: %w", id, err)
 	}
 	act := a.domain()
@@ -142,23 +152,41 @@ func (db *DB) AddItem(ctx context.Context, it *flashgate.Item) (int64, error) {
 // it is unpublished, not ended and has items, calls load (which puts the
 // stock into Redis), and only then marks it published. A failed load leaves
 // it unpublished; a publish racing another waits for it and then conflicts.
+// The items' metadata, which makes them visible to gateways, is the
+// caller's to write once Publish has returned: nothing can sell before the
+// commit, so a publish that fails, or dies, leaves nothing sold behind.
 func (db *DB) Publish(ctx context.Context, id int64, now time.Time, load func(context.Context, *flashgate.Activity) error) (*flashgate.Activity, error) {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	defer tx.Rollback()
+	a, err := lockActivity(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	return publishLocked(ctx, tx, a, now, load)
+}
+
+// lockActivity reads an activity under its row lock.
+func lockActivity(ctx context.Context, tx *sqlx.Tx, id int64) (*flashgate.Activity, error) {
 	var r activityRow
-	err = tx.GetContext(ctx, &r, "SELECT id, name, start_at, end_at, published_at FROM seckill_activity WHERE id = ? FOR UPDATE", id)
+	err := tx.GetContext(ctx, &r, "SELECT "+activityColumns+" FROM seckill_activity WHERE id = ? FOR UPDATE", id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, flashgate.Errorf(flashgate.NotFound, "activity %d not found", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+		return nil, fmt.Errorf("lock activity %d: %w", id, err)
 	}
 	a := r.domain()
+	return &a, nil
+}
+
+// publishLocked publishes a, whose row tx holds locked, and commits.
+func publishLocked(ctx context.Context, tx *sqlx.Tx, a *flashgate.Activity, now time.Time, load func(context.Context, *flashgate.Activity) error) (*flashgate.Activity, error) {
+	id := a.ID
 	if a.PublishedAt != nil {
-		return nil, flashgate.Errorf(flashgate.Conflict, "activity %d is already published", id)
+		return a, flashgate.Errorf(flashgate.Conflict, "activity %d is already published", id)
 	}
 	if !now.Before(a.EndAt) {
 		return nil, &flashgate.Error{Code: flashgate.Invalid, Status: 422, Message: fmt.Sprintf("activity %d has already ended", id)}
@@ -171,9 +199,9 @@ func (db *DB) Publish(ctx context.Context, id int64, now time.Time, load func(co
 		return nil, &flashgate.Error{Code: flashgate.Invalid, Status: 422, Message: fmt.Sprintf("activity %d has no items", id)}
 	}
 	for _, row := range rows {
-		a.Items = append(a.Items, row.domain(&a))
+		a.Items = append(a.Items, row.domain(a))
 	}
-	if err := load(ctx, &a); err != nil {
+	if err := load(ctx, a); err != nil {
 		return nil, err
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE seckill_activity SET published_at = ? WHERE id = ?", now.UTC(), id); err != nil {
@@ -184,7 +212,7 @@ func (db *DB) Publish(ctx context.Context, id int64, now time.Time, load func(co
 	}
 	t := now.UTC()
 	a.PublishedAt = &t
-	return &a, nil
+	return a, nil
 }
 
 // OpenActivities returns the published activities that have not ended, with
@@ -192,7 +220,7 @@ func (db *DB) Publish(ctx context.Context, id int64, now time.Time, load func(co
 func (db *DB) OpenActivities(ctx context.Context, now time.Time) ([]flashgate.Activity, error) {
 	var rows []activityRow
 	if err := db.SelectContext(ctx, &rows,
-		"SELECT id, name, start_at, end_at, published_at FROM seckill_activity WHERE published_at IS NOT NULL AND end_at > ? ORDER BY start_at, id LIMIT 1000", now.UTC()); err != nil {
+		"SELECT "+activityColumns+" FROM seckill_activity WHERE published_at IS NOT NULL AND end_at > ? ORDER BY start_at, id LIMIT 1000", now.UTC()); err != nil {
 		return nil, fmt.Errorf("list activities: %w", err)
 	}
 	out := make([]flashgate.Activity, 0, len(rows))

@@ -273,14 +273,17 @@ type Unrestocked struct {
 	ItemID  int64  `db:"item_id"`
 	UserID  int64  `db:"user_id"`
 	Shards  int    `db:"shards"`
+	// Archived is true when the item's Redis state is gone: its unit no
+	// longer returns to Redis (contract §11).
+	Archived bool `db:"archived"`
 }
 
 // Unrestocked returns up to limit cancelled or refunded orders whose unit
 // has not been returned to Redis.
 func (db *DB) Unrestocked(ctx context.Context, limit int) ([]Unrestocked, error) {
 	var out []Unrestocked
-	err := db.SelectContext(ctx, &out, `SELECT o.order_id, o.item_id, o.user_id, i.shards
-		FROM seckill_order o JOIN seckill_item i ON i.id = o.item_id
+	err := db.SelectContext(ctx, &out, `SELECT o.order_id, o.item_id, o.user_id, i.shards, a.archived_at IS NOT NULL AS archived
+		FROM seckill_order o JOIN seckill_item i ON i.id = o.item_id JOIN seckill_activity a ON a.id = i.activity_id
 		WHERE o.restocked = 0 AND o.status IN ('cancelled', 'refunded') LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find orders to restock: %w", err)

@@ -33,23 +33,29 @@ type itemMeta struct {
 // PutItem writes the metadata of a published item and registers it. Gateways
 // learn of the change through client-side caching invalidation.
 func (s *Store) PutItem(ctx context.Context, it *flashgate.Item) error {
+	set, add, err := s.putItemCmds(it)
+	if err != nil {
+		return err
+	}
+	for _, r := range s.c.DoMulti(ctx, set, add) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("store item %d: %w", it.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) putItemCmds(it *flashgate.Item) (set, add rueidis.Completed, err error) {
 	b, err := json.Marshal(itemMeta{
 		ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: int64(it.Price),
 		Points: it.Points, Stock: it.Stock, Shards: it.Shards, RequirePath: it.RequirePath,
 		StartMS: it.StartAt.UnixMilli(), EndMS: it.EndAt.UnixMilli(),
 	})
 	if err != nil {
-		return fmt.Errorf("encode item %d: %w", it.ID, err)
+		return set, add, fmt.Errorf("encode item %d: %w", it.ID, err)
 	}
-	for _, r := range s.c.DoMulti(ctx,
-		s.c.B().Set().Key(s.itemKey(it.ID)).Value(string(b)).Build(),
-		s.c.B().Sadd().Key(s.itemsKey()).Member(strconv.FormatInt(it.ID, 10)).Build(),
-	) {
-		if err := r.Error(); err != nil {
-			return fmt.Errorf("store item %d: %w", it.ID, err)
-		}
-	}
-	return nil
+	return s.c.B().Set().Key(s.itemKey(it.ID)).Value(string(b)).Build(),
+		s.c.B().Sadd().Key(s.itemsKey()).Member(strconv.FormatInt(it.ID, 10)).Build(), nil
 }
 
 // PublishedItems returns the ids of every published item.
@@ -411,7 +417,7 @@ func newTransferID() string {
 func (s *Store) DropItem(ctx context.Context, item int64, shards int) error {
 	keys := []string{s.itemKey(item), s.soldOutKey(item)}
 	for sh := 0; sh < shards; sh++ {
-		for _, name := range []string{"stock", "buyers", "outbox", "pending", "xout", "xin"} {
+		for _, name := range []string{"stock", "buyers", "outbox", "pending", "xout", "xin", "adj"} {
 			keys = append(keys, s.shardKey(item, sh, name))
 		}
 	}

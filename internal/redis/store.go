@@ -9,7 +9,8 @@
 //	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
 //	<prefix>:{i42:3}:pending  order id -> ms it entered the outbox
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
-//	<prefix>:{i42:3}:xin      transfers credited to the shard
+//	<prefix>:{i42:3}:xin      transfers (and stock additions) credited to the shard
+//	<prefix>:{i42:3}:adj      stock withdrawals: adjustment id -> units taken
 //	<prefix>:item:42          item metadata (JSON), cached by every gateway
 //	<prefix>:item:42:so       "1" while the item is sold out, cached likewise
 //	<prefix>:items            ids of published items
@@ -39,6 +40,7 @@ type Store struct {
 	keys   keyCache
 
 	reserve, take, credit, release, preload, settle *rueidis.Lua
+	withdraw, count                                 *rueidis.Lua
 }
 
 // Options configure Open.
@@ -68,14 +70,16 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.ConnTimeout = 2 * time.Second
 	}
 	s := &Store{
-		prefix:  o.Prefix,
-		log:     o.Logger,
-		reserve: rueidis.NewLuaScript(lua.Reserve),
-		take:    rueidis.NewLuaScript(lua.Take),
-		credit:  rueidis.NewLuaScript(lua.Credit),
-		release: rueidis.NewLuaScript(lua.Release),
-		preload: rueidis.NewLuaScript(lua.Preload),
-		settle:  rueidis.NewLuaScript(lua.Settle),
+		prefix:   o.Prefix,
+		log:      o.Logger,
+		reserve:  rueidis.NewLuaScript(lua.Reserve),
+		take:     rueidis.NewLuaScript(lua.Take),
+		credit:   rueidis.NewLuaScript(lua.Credit),
+		release:  rueidis.NewLuaScript(lua.Release),
+		preload:  rueidis.NewLuaScript(lua.Preload),
+		settle:   rueidis.NewLuaScript(lua.Settle),
+		withdraw: rueidis.NewLuaScript(lua.Withdraw),
+		count:    rueidis.NewLuaScript(lua.Count),
 	}
 	s.items = newItemCache(s, o.CacheTTL)
 	c, err := rueidis.NewClient(rueidis.ClientOption{
