@@ -24,11 +24,14 @@ import (
 
 // Config configures a Worker.
 type Config struct {
-	Brokers   []string
-	Topic     string
-	Group     string // consumer group; default "flashgate-workers"
-	Consumers int    // consumers in this process; default 2
-	Batch     int    // most reservations per MySQL transaction; default 1000
+	Brokers []string
+	// KafkaSecurity authenticates and encrypts the consumers; the zero value
+	// is plaintext.
+	KafkaSecurity kafka.Security
+	Topic         string
+	Group         string // consumer group; default "flashgate-workers"
+	Consumers     int    // consumers in this process; default 2
+	Batch         int    // most reservations per MySQL transaction; default 1000
 	// Linger is how long a consumer waits to fill a batch once it has one
 	// reservation: longer means fewer, larger transactions under load, at
 	// the price of that much delay before a row exists; default 20ms.
@@ -139,7 +142,7 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 func (w *Worker) consume(ctx context.Context) {
-	c := kafka.NewConsumer(w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
+	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: w.cfg.Brokers, Topic: w.cfg.Topic, Group: w.cfg.Group, Security: w.cfg.KafkaSecurity})
 	defer c.Close()
 	pace := ratelimit.NewUnlimited()
 	if w.cfg.WriteRate > 0 {

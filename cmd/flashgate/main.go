@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,6 +20,8 @@ import (
 	"github.com/flashgate/flashgate/internal/app"
 	"github.com/flashgate/flashgate/internal/auth"
 	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/logging"
 	"github.com/flashgate/flashgate/internal/mysql"
 )
 
@@ -33,6 +37,7 @@ Commands:
   migrate   create the database if missing and apply the schema
   token     print a shopper token: flashgate token --user ID [--ttl 1h]
   bench     the load harness
+  broker    a Kafka-protocol broker in memory, for local fleets and tests
 
 Every setting is an environment variable and a flag of the same meaning
 (FLASHGATE_HTTP_ADDR <=> --http-addr). Run 'flashgate <command> --help'.
@@ -64,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = token(args, getenv, stdout, stderr)
 	case "bench":
 		err = bench.Main(ctx, args, stdout, stderr)
+	case config.RoleBroker:
+		err = broker(ctx, args, getenv, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "flashgate: unknown command %q\n\n%s", cmd, usage)
 		return 2
@@ -95,7 +102,7 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	log := app.Logger(stderr, cfg.LogLevel)
+	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 	a, err := app.Start(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -108,19 +115,30 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	return a.Wait(ctx)
 }
 
+// printDev prints dev's banner. It shows dev's own public tokens, never a
+// secret the user configured (contract §13).
 func printDev(w io.Writer, a *app.App) {
-	exp := time.Now().Add(24 * time.Hour)
+	c := a.Config
+	admin := "Authorization: Bearer " + c.AdminToken
+	if c.AdminToken != config.DevAdminToken {
+		admin = "Authorization: Bearer $FLASHGATE_ADMIN_TOKEN"
+	}
 	fmt.Fprintf(w, `flashgate dev is running.
   gateway      http://%s
-  admin        http://%s   (Authorization: Bearer %s)
+  admin        http://%s   (%s)
   kafka        %v
   redis        %v prefix %q
   mysql        %s
-shopper tokens (valid 24h), mint more with: flashgate token --user ID
+`, a.HTTPAddr, a.AdminAddr, admin, a.Brokers, c.RedisAddrs, c.RedisPrefix, config.RedactDSN(c.MySQLDSN))
+	if c.AuthSecret == config.DevAuthSecret {
+		exp := time.Now().Add(24 * time.Hour)
+		fmt.Fprintf(w, `shopper tokens (valid 24h), mint more with: flashgate token --user ID
   user 1       %s
   user 2       %s
-`, a.HTTPAddr, a.AdminAddr, a.Config.AdminToken, a.Brokers, a.Config.RedisAddrs, a.Config.RedisPrefix,
-		a.Config.MySQLDSN, a.Signer.Mint(1, exp), a.Signer.Mint(2, exp))
+`, a.Signer.Mint(1, exp), a.Signer.Mint(2, exp))
+	} else {
+		fmt.Fprintln(w, "shopper tokens: flashgate token --user ID (with the same FLASHGATE_AUTH_SECRET)")
+	}
 	if a.Paysim != nil {
 		fmt.Fprintf(w, "  alipay       http://%s/   (built-in sandbox, app id %s; see docs/payments.md)\n",
 			a.PaysimAddr, app.DevAlipayAppID)
@@ -153,6 +171,9 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if *ttl <= 0 {
 		return fmt.Errorf("--ttl: must be positive")
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
 	secret := *vals["FLASHGATE_AUTH_SECRET"]
 	if secret == "" {
 		secret = config.DevAuthSecret
@@ -161,5 +182,61 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 		return fmt.Errorf("FLASHGATE_AUTH_SECRET: must be at least %d bytes", auth.MinSecretLen)
 	}
 	fmt.Fprintln(stdout, auth.NewSigner([]byte(secret)).Mint(id, time.Now().Add(*ttl)))
+	return nil
+}
+
+// broker runs the in-memory Kafka-protocol broker (contract §1) until ctx is
+// done: the topic flashgate needs is created with the partitions the other
+// roles expect, from the same settings they read.
+func broker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, vals := config.FlagSet(config.RoleBroker, getenv, stderr)
+	addr := fs.String("addr", "127.0.0.1:9092", "listen address (`host:port`)")
+	certFile := fs.String("tls-cert", "", "PEM certificate (chain) `file`: serve TLS only, with --tls-key")
+	keyFile := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := config.FromValues(config.RoleBroker, vals)
+	if err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return fmt.Errorf("--addr: %q is not host:port", *addr)
+	}
+	var serverTLS *tls.Config
+	if *certFile != "" || *keyFile != "" {
+		pair, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+		serverTLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	b, err := kafka.StartBrokerWith(kafka.BrokerOptions{
+		Addr: *addr, Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions,
+		SASL: cfg.KafkaSASL, Username: cfg.KafkaUsername, Password: cfg.KafkaPassword,
+		TLS: serverTLS,
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	security := "plaintext"
+	if serverTLS != nil {
+		security = "TLS"
+	}
+	if cfg.KafkaSASL != "" {
+		security += ", SASL " + cfg.KafkaSASL + " user " + cfg.KafkaUsername
+	}
+	// The address goes to stdout alone on its line's end, so that a script
+	// (or a test) started with --addr 127.0.0.1:0 can read the port.
+	fmt.Fprintf(stdout, "flashgate broker: topic %s with %d partitions, %s, in memory only; listening on %s\n",
+		cfg.KafkaTopic, cfg.KafkaPartitions, security, b.Addrs()[0])
+	log.Info("broker started", "addr", b.Addrs()[0], "topic", cfg.KafkaTopic, "partitions", cfg.KafkaPartitions)
+	<-ctx.Done()
+	log.Info("broker stopping")
 	return nil
 }

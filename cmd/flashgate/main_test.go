@@ -51,9 +51,13 @@ func TestBadConfigurationNamesTheSetting(t *testing.T) {
 		setting string
 	}{
 		{"gateway", with("FLASHGATE_KAFKA_BROKERS", ""), "FLASHGATE_KAFKA_BROKERS"},
-		{"worker", with("FLASHGATE_AUTH_SECRET", "short"), "FLASHGATE_AUTH_SECRET"},
+		{"gateway", with("FLASHGATE_AUTH_SECRET", "short"), "FLASHGATE_AUTH_SECRET"},
 		{"admin", with("FLASHGATE_ADMIN_TOKEN", ""), "FLASHGATE_ADMIN_TOKEN"},
-		{"gateway", with("FLASHGATE_ADMIN_TOKEN", "short"), "FLASHGATE_ADMIN_TOKEN"},
+		{"admin", with("FLASHGATE_ADMIN_TOKEN", "short"), "FLASHGATE_ADMIN_TOKEN"},
+		{"worker", with("FLASHGATE_WORKER_BATCH", "many"), "FLASHGATE_WORKER_BATCH"},
+		{"gateway", with("FLASHGATE_AUTOBAN_WINDOW", "10"), "FLASHGATE_AUTOBAN_WINDOW"},
+		{"gateway", with("FLASHGATE_KAFKA_TLS", "maybe"), "FLASHGATE_KAFKA_TLS"},
+		{"gateway", with("FLASHGATE_LOG_FORMAT", "xml"), "FLASHGATE_LOG_FORMAT"},
 		{"gateway", with("FLASHGATE_HTTP_ADDR", "nonsense"), "FLASHGATE_HTTP_ADDR"},
 		{"gateway", with("FLASHGATE_USER_RATE", "-1"), "FLASHGATE_USER_RATE"},
 		{"gateway", with("FLASHGATE_LOG_LEVEL", "loud"), "FLASHGATE_LOG_LEVEL"},
@@ -80,7 +84,7 @@ func TestBadConfigurationNamesTheSetting(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"dev", "gateway", "worker", "admin", "migrate", "token", "bench"} {
+	for _, cmd := range []string{"dev", "gateway", "worker", "admin", "migrate", "token", "bench", "broker"} {
 		code, out, stderr := runCmd(t, []string{cmd, "--help"}, nil)
 		if code != 0 || len(out+stderr) == 0 {
 			t.Errorf("%s --help: exit %d", cmd, code)

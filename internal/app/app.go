@@ -25,6 +25,7 @@ import (
 	"github.com/flashgate/flashgate/internal/auth"
 	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/logging"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/paysim"
 	"github.com/flashgate/flashgate/internal/redis"
@@ -116,8 +117,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		a.PaysimAddr = paysimLn.Addr().String()
 	}
 
+	ksec, err := kafka.NewSecurity(cfg.KafkaSASL, cfg.KafkaUsername, cfg.KafkaPassword, cfg.KafkaTLS)
+	if err != nil {
+		return nil, fmt.Errorf("FLASHGATE_KAFKA_SASL: %w", err)
+	}
 	if len(a.Brokers) == 0 {
-		b, err := kafka.StartBroker(cfg.KafkaTopic, cfg.KafkaPartitions)
+		// dev's embedded broker asks for the credentials its clients use.
+		b, err := kafka.StartBrokerWith(kafka.BrokerOptions{
+			Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions,
+			SASL: cfg.KafkaSASL, Username: cfg.KafkaUsername, Password: cfg.KafkaPassword,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +143,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { a.DB.Close() })
-	if a.Store, err = redis.Open(ctx, redis.Options{Addrs: cfg.RedisAddrs, Prefix: cfg.RedisPrefix, Logger: log}); err != nil {
+	if a.Store, err = redis.Open(ctx, redis.Options{
+		Addrs: cfg.RedisAddrs, Prefix: cfg.RedisPrefix, Logger: log,
+		Username: cfg.RedisUsername, Password: cfg.RedisPassword, TLS: cfg.RedisTLS,
+	}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Store.Close)
@@ -147,7 +159,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	}
 	kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopic(kctx, a.Brokers, cfg.KafkaTopic, cfg.KafkaPartitions); err != nil {
+	if err := kafka.EnsureTopic(kctx, ksec, a.Brokers, cfg.KafkaTopic, cfg.KafkaPartitions); err != nil {
 		return nil, err
 	}
 	a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
@@ -156,7 +168,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	}
 
 	if a.serves(config.RoleGateway, config.RoleWorker) {
-		a.Producer = kafka.NewProducer(kafka.ProducerOptions{Brokers: a.Brokers, Topic: cfg.KafkaTopic, Logger: log})
+		a.Producer = kafka.NewProducer(kafka.ProducerOptions{Brokers: a.Brokers, Topic: cfg.KafkaTopic, Logger: log, Security: ksec})
 		a.closers = append(a.closers, func() { a.Producer.Close() })
 		p := a.Producer
 		for name, fn := range map[string]func() float64{
@@ -176,7 +188,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	a.stop = stop
 	if a.serves(config.RoleWorker) {
 		a.Worker = worker.New(worker.Config{
-			Brokers: a.Brokers, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
+			Brokers: a.Brokers, KafkaSecurity: ksec, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
 			Batch: cfg.WorkerBatch, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
 			Written: a.Payment.OrdersWritten,
 		}, a.DB, a.Store, a.Producer, log, reg)
@@ -186,7 +198,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		brokers := a.Brokers
 		a.Gateway = gateway.New(gateway.Config{
 			MaxInflight: cfg.MaxInflight,
-			KafkaReady:  func(ctx context.Context) error { return kafka.Ping(ctx, brokers) },
+			KafkaReady:  func(ctx context.Context) error { return kafka.Ping(ctx, ksec, brokers) },
 			UserRate:    cfg.UserRate, IPRate: cfg.IPRate, TrustedProxies: cfg.TrustedProxies,
 			AutobanAfter: cfg.AutobanAfter, AutobanWindow: cfg.AutobanWindow, AutobanFor: cfg.AutobanFor,
 			PathSecret: []byte(cfg.AuthSecret), MaxConnsPerIP: cfg.MaxConnsPerIP,
@@ -277,7 +289,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry
 
 // Logger returns a text logger at level writing to w.
 func Logger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return logging.New(w, level, logging.Text)
 }
 
 // ErrUsage marks a command-line mistake (exit code 2).

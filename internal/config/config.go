@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +34,18 @@ type Config struct {
 	AuthSecret   string
 	AdminToken   string
 	LogLevel     slog.Level
+	LogFormat    string // LogText or LogJSON
+	AccessLog    bool
+
+	// Secured dependencies (contract §13). A nil TLS config means plaintext.
+	RedisUsername string
+	RedisPassword string
+	RedisTLS      *tls.Config
+	MySQLTLS      *tls.Config // registered with the driver as tls=flashgate
+	KafkaSASL     string      // "", "plain", "scram-sha-256" or "scram-sha-512"
+	KafkaUsername string
+	KafkaPassword string
+	KafkaTLS      *tls.Config
 
 	OrderTTL  time.Duration
 	PublicURL string
@@ -62,75 +74,51 @@ type Config struct {
 	WorkerAddr      string
 }
 
-// setting describes one variable/flag pair.
-type setting struct {
-	env, flag, def, usage string
-	roles                 string // roles that use it: "" means all
-}
-
-// Roles of the binary that run services.
-const (
-	RoleDev     = "dev"
-	RoleGateway = "gateway"
-	RoleWorker  = "worker"
-	RoleAdmin   = "admin"
-	RoleMigrate = "migrate"
-	RoleToken   = "token"
-)
-
-var settings = []setting{
-	{"FLASHGATE_HTTP_ADDR", "http-addr", "127.0.0.1:8080", "public listener", "dev gateway"},
-	{"FLASHGATE_ADMIN_ADDR", "admin-addr", "127.0.0.1:8081", "admin listener", "dev admin"},
-	{"FLASHGATE_REDIS_ADDR", "redis-addr", "127.0.0.1:6379", "Redis addresses, comma-separated; more than one means Redis Cluster", "dev gateway worker admin"},
-	{"FLASHGATE_REDIS_PREFIX", "redis-prefix", "fg", "prefix of every Redis key", "dev gateway worker admin"},
-	{"FLASHGATE_MYSQL_DSN", "mysql-dsn", "root@tcp(127.0.0.1:3306)/flashgate?parseTime=true", "go-sql-driver DSN", "dev gateway worker admin migrate"},
-	{"FLASHGATE_KAFKA_BROKERS", "kafka-brokers", "", "Kafka brokers, comma-separated; empty: dev embeds one", "dev gateway worker admin"},
-	{"FLASHGATE_KAFKA_TOPIC", "kafka-topic", "flashgate.reservations", "topic of reservations", "dev gateway worker admin"},
-	{"FLASHGATE_AUTH_SECRET", "auth-secret", "", "HS256 key of shopper tokens (at least 32 bytes)", "dev gateway worker admin token"},
-	{"FLASHGATE_ADMIN_TOKEN", "admin-token", "", "bearer token of the admin API (at least 16 bytes)", "dev gateway worker admin"},
-	{"FLASHGATE_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", ""},
-	{"FLASHGATE_ORDER_TTL", "order-ttl", "15m", "an unpaid order is cancelled this long after creation", "dev gateway worker admin"},
-	{"FLASHGATE_PUBLIC_URL", "public-url", "", "base of the payment notify and return URLs (default http:// + http addr)", "dev gateway worker"},
-	{"FLASHGATE_ALIPAY_GATEWAY", "alipay-gateway", "", "Alipay gateway URL (…/gateway.do)", "dev gateway worker"},
-	{"FLASHGATE_ALIPAY_APP_ID", "alipay-app-id", "", "Alipay app id", "dev gateway worker"},
-	{"FLASHGATE_ALIPAY_PRIVATE_KEY", "alipay-private-key", "", "merchant RSA private key, PEM text or file path", "dev gateway worker"},
-	{"FLASHGATE_ALIPAY_PUBLIC_KEY", "alipay-public-key", "", "Alipay's RSA public key, PEM text or file path", "dev gateway worker"},
-	{"FLASHGATE_PAYSIM_ADDR", "paysim-addr", "127.0.0.1:8082", "listener of dev's built-in Alipay sandbox", "dev"},
-	{"FLASHGATE_USER_RATE", "user-rate", "5", "buys per second a shopper may send (0: off)", "dev gateway"},
-	{"FLASHGATE_IP_RATE", "ip-rate", "500", "buys per second an IP may send (0: off)", "dev gateway"},
-	{"FLASHGATE_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For is believed", "dev gateway"},
-	{"FLASHGATE_MAX_INFLIGHT", "max-inflight", "4096", "buys in flight per gateway before answering 503 (0: no cap)", "dev gateway"},
-	{"FLASHGATE_MAX_CONNS_PER_IP", "max-conns-per-ip", "0", "open connections one peer address may hold (0: no cap; behind a proxy all clients share its address)", "dev gateway"},
-	{"FLASHGATE_AUTOBAN_AFTER", "autoban-after", "0", "ban a shopper who is rate limited this many times in the window (0: off)", "dev gateway"},
-	{"FLASHGATE_AUTOBAN_WINDOW", "autoban-window", "10s", "window of the automatic ban count", "dev gateway"},
-	{"FLASHGATE_AUTOBAN_FOR", "autoban-for", "10m", "length of an automatic ban", "dev gateway"},
-	{"FLASHGATE_KAFKA_PARTITIONS", "kafka-partitions", "8", "partitions of the reservation topic when flashgate creates it", "dev gateway worker admin"},
-	{"FLASHGATE_WORKER_BATCH", "worker-batch", "1000", "most reservations a worker writes in one transaction", "dev worker"},
-	{"FLASHGATE_WORKER_WRITE_RATE", "worker-write-rate", "0", "most MySQL batch transactions per second per consumer (0: unpaced)", "dev worker"},
-	{"FLASHGATE_WORKER_CONSUMERS", "worker-consumers", "2", "Kafka consumers per worker process", "dev worker"},
-	{"FLASHGATE_WORKER_ADDR", "worker-addr", "", "worker listener serving /healthz and /metrics (empty: none)", "worker"},
-	{"FLASHGATE_RELAY_AFTER", "relay-after", "5s", "outbox entries older than this are produced again", "dev worker"},
-	{"FLASHGATE_ARCHIVE_AFTER", "archive-after", "1h", "an ended, settled activity loses its Redis keys this long after its end", "dev worker"},
-}
-
-// FlagSet returns a flag set for role whose defaults come from getenv. Load
-// parses it; commands with flags of their own add them before calling Load.
+// FlagSet returns a flag set for role with a flag per setting the role uses,
+// whose values start from getenv or the default; vals holds the raw values by
+// variable name after parsing. Commands with flags of their own add them
+// before parsing. --help prints what the role does and every setting with
+// its type, variable, default and current value, a secret as "set" or "not
+// set".
 func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.FlagSet, map[string]*string) {
 	fs := flag.NewFlagSet("flashgate "+role, flag.ContinueOnError)
 	fs.SetOutput(out)
 	vals := map[string]*string{}
-	for _, s := range settings {
-		if s.roles != "" && !strings.Contains(" "+s.roles+" ", " "+role+" ") {
+	fromEnv := map[string]bool{}
+	for i := range settings {
+		s := &settings[i]
+		if !s.UsedBy(role) {
 			continue
 		}
-		def := s.def
-		if v := getenv(s.env); v != "" {
-			def = v
+		v := s.Default
+		if e := getenv(s.Env); e != "" {
+			v, fromEnv[s.Env] = e, true
 		}
-		vals[s.env] = fs.String(s.flag, def, s.usage+" ("+s.env+")")
+		vals[s.Env] = &v
+		fs.Var(flagValue{s, &v}, s.Flag(), s.Help)
 	}
+	fs.Usage = func() { printHelp(out, role, fs, vals, fromEnv) }
 	return fs, vals
 }
+
+// flagValue is a setting's flag. It keeps the raw text: FromValues parses and
+// validates it, so that an error names the variable whichever way it came.
+type flagValue struct {
+	s *Setting
+	v *string
+}
+
+func (f flagValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return f.s.Show(*f.v)
+}
+
+func (f flagValue) Set(v string) error { *f.v = v; return nil }
+
+// IsBoolFlag lets a bool setting be given as a bare --flag.
+func (f flagValue) IsBoolFlag() bool { return f.s != nil && f.s.Type == Bool }
 
 // Load parses args (after the subcommand) for role with defaults from getenv,
 // and validates the result. The error names the setting at fault.
@@ -146,88 +134,85 @@ func Load(role string, args []string, getenv func(string) string, out io.Writer)
 	return c, fs, err
 }
 
-// FromValues builds and validates a Config from parsed values keyed by
-// variable name.
+// FromValues builds and validates a Config for role from raw values keyed by
+// variable name; a missing one takes its default. Only the settings role
+// uses are judged. Each error is one line that names the variable and never
+// shows a secret.
 func FromValues(role string, vals map[string]*string) (*Config, error) {
-	get := func(env string) string {
-		if p := vals[env]; p != nil {
-			return strings.TrimSpace(*p)
-		}
-		for _, s := range settings {
-			if s.env == env {
-				return s.def
-			}
-		}
-		return ""
-	}
+	r := reader{role: role, vals: vals}
 	c := &Config{Role: role}
-	var errs []error
-	bad := func(env, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
-	}
-	addr := func(env string) string {
-		v := get(env)
-		if _, _, err := net.SplitHostPort(v); err != nil {
-			bad(env, "%q is not host:port", v)
-		}
-		return v
-	}
-	dur := func(env string, min time.Duration) time.Duration {
-		d, err := time.ParseDuration(get(env))
-		if err != nil || d < min {
-			bad(env, "%q is not a duration of at least %v", get(env), min)
-		}
-		return d
-	}
-	num := func(env string, min, max float64) float64 {
-		v, err := strconv.ParseFloat(get(env), 64)
-		if err != nil || v < min || v > max {
-			bad(env, "%q is not a number from %v to %v", get(env), min, max)
-		}
-		return v
-	}
-	list := func(env string) []string {
-		var out []string
-		for _, s := range strings.Split(get(env), ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
+
+	c.HTTPAddr = r.addr("FLASHGATE_HTTP_ADDR")
+	c.AdminAddr = r.addr("FLASHGATE_ADMIN_ADDR")
+	c.PaysimAddr = r.addr("FLASHGATE_PAYSIM_ADDR")
+	if c.WorkerAddr = r.str("FLASHGATE_WORKER_ADDR"); c.WorkerAddr != "" {
+		r.addr("FLASHGATE_WORKER_ADDR")
 	}
 
-	c.HTTPAddr = addr("FLASHGATE_HTTP_ADDR")
-	c.AdminAddr = addr("FLASHGATE_ADMIN_ADDR")
-	c.PaysimAddr = addr("FLASHGATE_PAYSIM_ADDR")
-	c.RedisAddrs = list("FLASHGATE_REDIS_ADDR")
+	c.RedisAddrs = r.list("FLASHGATE_REDIS_ADDR")
 	if len(c.RedisAddrs) == 0 {
-		bad("FLASHGATE_REDIS_ADDR", "empty")
+		r.bad("FLASHGATE_REDIS_ADDR", "empty")
 	}
 	for _, a := range c.RedisAddrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			bad("FLASHGATE_REDIS_ADDR", "%q is not host:port", a)
+			r.bad("FLASHGATE_REDIS_ADDR", "%q is not host:port", a)
 		}
 	}
-	c.RedisPrefix = get("FLASHGATE_REDIS_PREFIX")
+	c.RedisPrefix = r.str("FLASHGATE_REDIS_PREFIX")
 	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{} \t\n") {
-		bad("FLASHGATE_REDIS_PREFIX", "%q must be non-empty without braces or spaces", c.RedisPrefix)
+		r.bad("FLASHGATE_REDIS_PREFIX", "%q must be non-empty without braces or spaces", c.RedisPrefix)
 	}
-	c.MySQLDSN = get("FLASHGATE_MYSQL_DSN")
+	c.RedisUsername = r.str("FLASHGATE_REDIS_USERNAME")
+	c.RedisPassword = r.str("FLASHGATE_REDIS_PASSWORD")
+	if c.RedisUsername != "" && c.RedisPassword == "" {
+		r.bad("FLASHGATE_REDIS_PASSWORD", "required with FLASHGATE_REDIS_USERNAME")
+	}
+	c.RedisTLS = r.tls("FLASHGATE_REDIS_TLS", "FLASHGATE_REDIS_TLS_CA")
+
+	c.MySQLDSN = r.str("FLASHGATE_MYSQL_DSN")
+	c.MySQLTLS = r.mysqlTLS("FLASHGATE_MYSQL_TLS_CA")
 	if dsn, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
-		bad("FLASHGATE_MYSQL_DSN", "%v", err)
+		r.bad("FLASHGATE_MYSQL_DSN", "%s", scrubDSNError(err, c.MySQLDSN))
 	} else if dsn.DBName == "" {
-		bad("FLASHGATE_MYSQL_DSN", "names no database")
+		r.bad("FLASHGATE_MYSQL_DSN", "names no database")
+	} else if c.MySQLTLS != nil && dsn.TLSConfig != MySQLTLSName {
+		r.bad("FLASHGATE_MYSQL_TLS_CA", "set, but FLASHGATE_MYSQL_DSN does not say tls=%s", MySQLTLSName)
 	}
-	c.KafkaBrokers = list("FLASHGATE_KAFKA_BROKERS")
-	if len(c.KafkaBrokers) == 0 && (role == RoleGateway || role == RoleWorker || role == RoleAdmin) {
-		bad("FLASHGATE_KAFKA_BROKERS", "required outside dev")
+
+	c.KafkaBrokers = r.list("FLASHGATE_KAFKA_BROKERS")
+	if len(c.KafkaBrokers) == 0 && role != RoleDev {
+		r.bad("FLASHGATE_KAFKA_BROKERS", "required outside dev")
 	}
-	c.KafkaTopic = get("FLASHGATE_KAFKA_TOPIC")
+	c.KafkaTopic = r.str("FLASHGATE_KAFKA_TOPIC")
 	if c.KafkaTopic == "" {
-		bad("FLASHGATE_KAFKA_TOPIC", "empty")
+		r.bad("FLASHGATE_KAFKA_TOPIC", "empty")
 	}
-	c.AuthSecret = get("FLASHGATE_AUTH_SECRET")
-	c.AdminToken = get("FLASHGATE_ADMIN_TOKEN")
+	c.KafkaPartitions = r.int("FLASHGATE_KAFKA_PARTITIONS")
+	c.KafkaSASL = r.str("FLASHGATE_KAFKA_SASL")
+	c.KafkaUsername = r.str("FLASHGATE_KAFKA_USERNAME")
+	c.KafkaPassword = r.str("FLASHGATE_KAFKA_PASSWORD")
+	switch c.KafkaSASL {
+	case "":
+		if c.KafkaUsername != "" || c.KafkaPassword != "" {
+			r.bad("FLASHGATE_KAFKA_SASL", "empty, but a Kafka username or password is set: name the mechanism (plain, scram-sha-256 or scram-sha-512)")
+		}
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if c.KafkaUsername == "" {
+			r.bad("FLASHGATE_KAFKA_USERNAME", "required with FLASHGATE_KAFKA_SASL")
+		}
+		if c.KafkaPassword == "" {
+			r.bad("FLASHGATE_KAFKA_PASSWORD", "required with FLASHGATE_KAFKA_SASL")
+		}
+	default:
+		r.bad("FLASHGATE_KAFKA_SASL", "%q is not plain, scram-sha-256 or scram-sha-512", c.KafkaSASL)
+	}
+	c.KafkaTLS = r.tls("FLASHGATE_KAFKA_TLS", "FLASHGATE_KAFKA_TLS_CA")
+	if c.KafkaTLS != nil && role == RoleDev && len(c.KafkaBrokers) == 0 {
+		r.bad("FLASHGATE_KAFKA_TLS", "needs FLASHGATE_KAFKA_BROKERS: dev's embedded broker speaks plaintext")
+	}
+
+	c.AuthSecret = r.str("FLASHGATE_AUTH_SECRET")
+	c.AdminToken = r.str("FLASHGATE_ADMIN_TOKEN")
 	if role == RoleDev {
 		if c.AuthSecret == "" {
 			c.AuthSecret = DevAuthSecret
@@ -235,63 +220,138 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 		if c.AdminToken == "" {
 			c.AdminToken = DevAdminToken
 		}
-	}
-	if role != RoleDev && role != RoleMigrate {
-		// Secrets are never echoed, only their length is judged.
+	} else {
+		// Secrets are never echoed: only their length is judged.
 		if len(c.AuthSecret) < 32 {
-			bad("FLASHGATE_AUTH_SECRET", "required, at least 32 bytes (only dev has a default)")
+			r.bad("FLASHGATE_AUTH_SECRET", "required, at least 32 bytes (only dev has a default)")
 		} else if c.AuthSecret == DevAuthSecret {
-			bad("FLASHGATE_AUTH_SECRET", "is dev's public default; set a secret of your own")
+			r.bad("FLASHGATE_AUTH_SECRET", "is dev's public default; set a secret of your own")
 		}
 		if len(c.AdminToken) < 16 {
-			bad("FLASHGATE_ADMIN_TOKEN", "required, at least 16 bytes (only dev has a default)")
+			r.bad("FLASHGATE_ADMIN_TOKEN", "required, at least 16 bytes (only dev has a default)")
+		} else if c.AdminToken == DevAdminToken {
+			r.bad("FLASHGATE_ADMIN_TOKEN", "is dev's public default; set a token of your own")
 		}
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(get("FLASHGATE_LOG_LEVEL"))); err != nil {
-		bad("FLASHGATE_LOG_LEVEL", "%q is not debug, info, warn or error", get("FLASHGATE_LOG_LEVEL"))
+
+	if err := c.LogLevel.UnmarshalText([]byte(r.str("FLASHGATE_LOG_LEVEL"))); err != nil {
+		r.bad("FLASHGATE_LOG_LEVEL", "%q is not debug, info, warn or error", r.str("FLASHGATE_LOG_LEVEL"))
 	}
-	c.OrderTTL = dur("FLASHGATE_ORDER_TTL", time.Second)
-	c.PublicURL = strings.TrimRight(get("FLASHGATE_PUBLIC_URL"), "/")
+	switch c.LogFormat = r.str("FLASHGATE_LOG_FORMAT"); c.LogFormat {
+	case LogText, LogJSON:
+	default:
+		r.bad("FLASHGATE_LOG_FORMAT", "%q is not text or json", c.LogFormat)
+	}
+	c.AccessLog = r.bool("FLASHGATE_ACCESS_LOG")
+
+	c.OrderTTL = r.duration("FLASHGATE_ORDER_TTL")
+	c.PublicURL = strings.TrimRight(r.str("FLASHGATE_PUBLIC_URL"), "/")
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.HTTPAddr
-	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("FLASHGATE_PUBLIC_URL", "%q is not an http(s) URL", c.PublicURL)
+	} else if !isHTTPURL(c.PublicURL) {
+		r.bad("FLASHGATE_PUBLIC_URL", "%q is not an http(s) URL", c.PublicURL)
 	}
-	c.AlipayGateway = get("FLASHGATE_ALIPAY_GATEWAY")
-	c.AlipayAppID = get("FLASHGATE_ALIPAY_APP_ID")
-	c.AlipayPrivateKey = get("FLASHGATE_ALIPAY_PRIVATE_KEY")
-	c.AlipayPublicKey = get("FLASHGATE_ALIPAY_PUBLIC_KEY")
+	c.AlipayGateway = r.str("FLASHGATE_ALIPAY_GATEWAY")
+	c.AlipayAppID = r.str("FLASHGATE_ALIPAY_APP_ID")
+	c.AlipayPrivateKey = r.str("FLASHGATE_ALIPAY_PRIVATE_KEY")
+	c.AlipayPublicKey = r.str("FLASHGATE_ALIPAY_PUBLIC_KEY")
 	if c.AlipayGateway != "" {
-		if u, err := url.Parse(c.AlipayGateway); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("FLASHGATE_ALIPAY_GATEWAY", "%q is not an http(s) URL", c.AlipayGateway)
+		if !isHTTPURL(c.AlipayGateway) {
+			r.bad("FLASHGATE_ALIPAY_GATEWAY", "%q is not an http(s) URL", c.AlipayGateway)
 		}
-		for env, v := range map[string]string{"FLASHGATE_ALIPAY_APP_ID": c.AlipayAppID, "FLASHGATE_ALIPAY_PRIVATE_KEY": c.AlipayPrivateKey, "FLASHGATE_ALIPAY_PUBLIC_KEY": c.AlipayPublicKey} {
-			if v == "" {
-				bad(env, "required with FLASHGATE_ALIPAY_GATEWAY")
+		for _, env := range []string{"FLASHGATE_ALIPAY_APP_ID", "FLASHGATE_ALIPAY_PRIVATE_KEY", "FLASHGATE_ALIPAY_PUBLIC_KEY"} {
+			if r.str(env) == "" {
+				r.bad(env, "required with FLASHGATE_ALIPAY_GATEWAY")
 			}
 		}
 	}
-	c.UserRate = num("FLASHGATE_USER_RATE", 0, 1e9)
-	c.IPRate = num("FLASHGATE_IP_RATE", 0, 1e9)
-	c.TrustedProxies = list("FLASHGATE_TRUSTED_PROXIES")
+
+	c.UserRate = r.float("FLASHGATE_USER_RATE")
+	c.IPRate = r.float("FLASHGATE_IP_RATE")
+	c.TrustedProxies = r.list("FLASHGATE_TRUSTED_PROXIES")
 	if _, err := edge.NewIPResolver(c.TrustedProxies); err != nil {
-		bad("FLASHGATE_TRUSTED_PROXIES", "%v", err)
+		r.bad("FLASHGATE_TRUSTED_PROXIES", "%v", err)
 	}
-	c.MaxInflight = int(num("FLASHGATE_MAX_INFLIGHT", 0, 1e7))
-	c.MaxConnsPerIP = int(num("FLASHGATE_MAX_CONNS_PER_IP", 0, 1e6))
-	c.AutobanAfter = int(num("FLASHGATE_AUTOBAN_AFTER", 0, 1e9))
-	c.AutobanWindow = dur("FLASHGATE_AUTOBAN_WINDOW", time.Second)
-	c.AutobanFor = dur("FLASHGATE_AUTOBAN_FOR", time.Second)
-	c.KafkaPartitions = int(num("FLASHGATE_KAFKA_PARTITIONS", 1, 1024))
-	c.WorkerBatch = int(num("FLASHGATE_WORKER_BATCH", 1, 100000))
-	c.WorkerWriteRate = int(num("FLASHGATE_WORKER_WRITE_RATE", 0, 1e6))
-	c.WorkerConsumers = int(num("FLASHGATE_WORKER_CONSUMERS", 1, 64))
-	c.RelayAfter = dur("FLASHGATE_RELAY_AFTER", 100*time.Millisecond)
-	c.ArchiveAfter = dur("FLASHGATE_ARCHIVE_AFTER", 0)
-	if c.WorkerAddr = get("FLASHGATE_WORKER_ADDR"); c.WorkerAddr != "" {
-		addr("FLASHGATE_WORKER_ADDR")
+	c.MaxInflight = r.int("FLASHGATE_MAX_INFLIGHT")
+	c.MaxConnsPerIP = r.int("FLASHGATE_MAX_CONNS_PER_IP")
+	c.AutobanAfter = r.int("FLASHGATE_AUTOBAN_AFTER")
+	c.AutobanWindow = r.duration("FLASHGATE_AUTOBAN_WINDOW")
+	c.AutobanFor = r.duration("FLASHGATE_AUTOBAN_FOR")
+
+	c.WorkerBatch = r.int("FLASHGATE_WORKER_BATCH")
+	c.WorkerWriteRate = r.int("FLASHGATE_WORKER_WRITE_RATE")
+	c.WorkerConsumers = r.int("FLASHGATE_WORKER_CONSUMERS")
+	c.RelayAfter = r.duration("FLASHGATE_RELAY_AFTER")
+	c.ArchiveAfter = r.duration("FLASHGATE_ARCHIVE_AFTER")
+	return c, errors.Join(r.errs...)
+}
+
+func isHTTPURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// reader reads typed values out of raw ones, collecting one error a setting
+// for the settings its role uses.
+type reader struct {
+	role string
+	vals map[string]*string
+	errs []error
+	seen map[string]bool
+}
+
+// raw returns the trimmed raw value of env, or its default.
+func (r *reader) raw(env string) string {
+	if p := r.vals[env]; p != nil {
+		return strings.TrimSpace(*p)
 	}
-	return c, errors.Join(errs...)
+	return lookup(env).Default
+}
+
+// bad records an error about env when the role uses it, once per setting.
+func (r *reader) bad(env, format string, args ...any) {
+	if !lookup(env).UsedBy(r.role) || r.seen[env] {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[env] = true
+	r.errs = append(r.errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+}
+
+// typed parses env by its row of the table.
+func (r *reader) typed(env string) any {
+	s := lookup(env)
+	v, err := s.parse(r.raw(env))
+	if err != nil {
+		r.bad(env, "%v", err)
+	}
+	return v
+}
+
+func (r *reader) str(env string) string             { return r.raw(env) }
+func (r *reader) int(env string) int                { return r.typed(env).(int) }
+func (r *reader) float(env string) float64          { return r.typed(env).(float64) }
+func (r *reader) duration(env string) time.Duration { return r.typed(env).(time.Duration) }
+func (r *reader) bool(env string) bool              { return r.typed(env).(bool) }
+
+func (r *reader) addr(env string) string {
+	v := r.str(env)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		r.bad(env, "%q is not host:port", v)
+	}
+	return v
+}
+
+func (r *reader) list(env string) []string {
+	var out []string
+	for _, s := range strings.Split(r.str(env), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // DevAlipay reports whether dev should run its built-in Alipay sandbox.

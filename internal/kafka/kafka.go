@@ -6,6 +6,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,9 +24,8 @@ import (
 type Message = kafkago.Message
 
 // EnsureTopic creates topic with partitions if it does not exist.
-func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
-	var d kafkago.Dialer
-	d.Timeout = 5 * time.Second
+func EnsureTopic(ctx context.Context, sec Security, brokers []string, topic string, partitions int) error {
+	d := sec.dialer(5 * time.Second)
 	conn, err := d.DialContext(ctx, "tcp", brokers[0])
 	if err != nil {
 		return fmt.Errorf("connect to kafka %s: %w", brokers[0], err)
@@ -48,11 +48,10 @@ func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions
 }
 
 // Ping checks that a broker answers.
-func Ping(ctx context.Context, brokers []string) error {
+func Ping(ctx context.Context, sec Security, brokers []string) error {
 	var last error
+	d := sec.dialer(2 * time.Second)
 	for _, b := range brokers {
-		var d kafkago.Dialer
-		d.Timeout = 2 * time.Second
 		conn, err := d.DialContext(ctx, "tcp", b)
 		if err != nil {
 			last = err
@@ -68,27 +67,72 @@ func Ping(ctx context.Context, brokers []string) error {
 	return fmt.Errorf("kafka unreachable: %w", last)
 }
 
-// Broker is an embedded Kafka-protocol broker.
+// Broker is an embedded Kafka-protocol broker (franz-go's kfake): it keeps
+// everything in memory and is for dev, local fleets and tests, never for
+// production.
 type Broker struct {
 	c *kfake.Cluster
+}
+
+// BrokerOptions configure StartBrokerWith.
+type BrokerOptions struct {
+	// Addr is the listen address; default 127.0.0.1:0 (a free port).
+	Addr string
+	// Topic is created with Partitions partitions (default 8) at start.
+	Topic      string
+	Partitions int
+	// SASL, when set (one of the SASL* constants), makes every client
+	// authenticate as Username with Password.
+	SASL     string
+	Username string
+	Password string
+	// TLS, when set, is the server side of TLS (it must hold a certificate).
+	TLS *tls.Config
 }
 
 // StartBroker starts a one-node embedded broker on a free loopback port with
 // topic created.
 func StartBroker(topic string, partitions int) (*Broker, error) {
-	return StartBrokerAt("127.0.0.1:0", topic, partitions)
+	return StartBrokerWith(BrokerOptions{Topic: topic, Partitions: partitions})
 }
 
 // StartBrokerAt is StartBroker on a given address (fault tests restart a
 // broker where clients expect it).
 func StartBrokerAt(addr, topic string, partitions int) (*Broker, error) {
-	c, err := kfake.NewCluster(
+	return StartBrokerWith(BrokerOptions{Addr: addr, Topic: topic, Partitions: partitions})
+}
+
+// StartBrokerWith starts a one-node embedded broker as o says.
+func StartBrokerWith(o BrokerOptions) (*Broker, error) {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = 8
+	}
+	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, addr)
+			return net.Listen(network, o.Addr)
 		}),
-		kfake.SeedTopics(int32(partitions), topic),
-	)
+	}
+	if o.Topic != "" {
+		opts = append(opts, kfake.SeedTopics(int32(o.Partitions), o.Topic))
+	}
+	if o.SASL != "" {
+		method, ok := map[string]string{SASLPlain: "PLAIN", SASLScramSHA256: "SCRAM-SHA-256", SASLScramSHA512: "SCRAM-SHA-512"}[o.SASL]
+		if !ok {
+			return nil, fmt.Errorf("start embedded kafka: unknown SASL mechanism %q", o.SASL)
+		}
+		if o.Username == "" || o.Password == "" {
+			return nil, errors.New("start embedded kafka: SASL needs a username and a password")
+		}
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(method, o.Username, o.Password))
+	}
+	if o.TLS != nil {
+		opts = append(opts, kfake.TLS(o.TLS))
+	}
+	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka: %w", err)
 	}
@@ -128,6 +172,8 @@ type ProducerOptions struct {
 	Batch   int           // most messages a write carries; default 4096
 	Linger  time.Duration // longest a message waits for its batch; default 1ms
 	Writers int           // concurrent batch writers; default 2
+	// Security authenticates and encrypts; the zero value is plaintext.
+	Security Security
 }
 
 // NewProducer starts a producer.
@@ -149,9 +195,10 @@ func NewProducer(o ProducerOptions) *Producer {
 	}
 	p := &Producer{
 		w: &kafkago.Writer{
-			Addr:     kafkago.TCP(o.Brokers...),
-			Topic:    o.Topic,
-			Balancer: &kafkago.Hash{},
+			Addr:      kafkago.TCP(o.Brokers...),
+			Transport: o.Security.transport(),
+			Topic:     o.Topic,
+			Balancer:  &kafkago.Hash{},
 			// kafka-go preallocates BatchSize messages for every batch of
 			// every partition: keep it modest, our own queue does the
 			// batching across partitions.
@@ -264,7 +311,12 @@ func (p *Producer) flush(buf []Message) {
 func (p *Producer) Close() error {
 	p.once.Do(func() { close(p.closing) })
 	p.wg.Wait()
-	return p.w.Close()
+	err := p.w.Close()
+	// The writer closes only a transport it made itself.
+	if t, ok := p.w.Transport.(*kafkago.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return err
 }
 
 // Consumer reads a topic as a member of a consumer group.
@@ -272,12 +324,22 @@ type Consumer struct {
 	r *kafkago.Reader
 }
 
-// NewConsumer joins group on topic.
-func NewConsumer(brokers []string, topic, group string) *Consumer {
+// ConsumerOptions configure NewConsumer.
+type ConsumerOptions struct {
+	Brokers []string
+	Topic   string
+	Group   string
+	// Security authenticates and encrypts; the zero value is plaintext.
+	Security Security
+}
+
+// NewConsumer joins a consumer group on a topic.
+func NewConsumer(o ConsumerOptions) *Consumer {
 	return &Consumer{r: kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:           brokers,
-		Topic:             topic,
-		GroupID:           group,
+		Brokers:           o.Brokers,
+		Topic:             o.Topic,
+		GroupID:           o.Group,
+		Dialer:            o.Security.dialer(10 * time.Second),
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
 		MaxWait:           100 * time.Millisecond,

@@ -17,10 +17,10 @@ func TestProduceConsumeGroup(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.Ping(ctx, b.Addrs()); err != nil {
+	if err := kafka.Ping(ctx, kafka.Security{}, b.Addrs()); err != nil {
 		t.Fatal(err)
 	}
-	if err := kafka.EnsureTopic(ctx, b.Addrs(), "t1", 4); err != nil {
+	if err := kafka.EnsureTopic(ctx, kafka.Security{}, b.Addrs(), "t1", 4); err != nil {
 		t.Fatal(err)
 	}
 	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: b.Addrs(), Topic: "t1"})
@@ -36,7 +36,7 @@ func TestProduceConsumeGroup(t *testing.T) {
 	if got, failed, _ := p.Stats(); got != n || failed != 0 {
 		t.Fatalf("produced %d failed %d", got, failed)
 	}
-	c := kafka.NewConsumer(b.Addrs(), "t1", "g1")
+	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: b.Addrs(), Topic: "t1", Group: "g1"})
 	defer c.Close()
 	seen := map[string]bool{}
 	for len(seen) < n {

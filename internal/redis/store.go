@@ -18,6 +18,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,11 @@ type Options struct {
 	// stops answering fails the commands in flight after it, and idle
 	// connections are pinged that often; default 2s.
 	ConnTimeout time.Duration
+	// Username and Password authenticate (an ACL user, or requirepass with
+	// an empty Username); TLS, when set, encrypts every connection.
+	Username string
+	Password string
+	TLS      *tls.Config
 }
 
 // Open connects to Redis (a Redis Cluster when Addrs has more than one entry
@@ -91,6 +97,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		// rather than retrying until its deadline.
 		DisableRetry: true,
 		Dialer:       netDialer(),
+		Username:     o.Username,
+		Password:     o.Password,
+		TLSConfig:    o.TLS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
