@@ -119,9 +119,11 @@ func (o *Ops) makeVisible(ctx context.Context, id int64) error {
 // RepairVisible writes the metadata of the items of open published
 // activities that Redis lacks (a publish that died between its commit and
 // the metadata, or a Redis that lost it). Ended activities are left alone,
-// so that it never races the archiver.
+// so that it never races the archiver, and so are those published in the
+// last few seconds, whose publisher is still writing them.
 func (o *Ops) RepairVisible(ctx context.Context) error {
-	items, err := o.db.OpenItems(ctx, o.Now())
+	now := o.Now()
+	items, err := o.db.OpenItems(ctx, now, now.Add(-5*time.Second))
 	if err != nil || len(items) == 0 {
 		return err
 	}

@@ -1,8 +1,12 @@
 // Package worker runs flashgate's background work: the Kafka consumers that
 // turn reservations into MySQL order rows, the outbox relay that produces
 // again what Kafka never got, the reconciler that settles interrupted stock
-// transfers and stale sold-out flags, and the restocker that returns the
-// units of closed orders to Redis.
+// transfers and stale sold-out flags, the restocker that returns the units
+// of closed orders to Redis, and the jobs of a running sale: scheduled
+// publishing, interrupted stock adjustments, the stock drift gauge,
+// archiving ended sales out of Redis and pruning expired bans. The jobs
+// that walk items walk only those in Redis's set of published items, which
+// archiving empties: their work follows the live sales, not the history.
 package worker
 
 import (
@@ -17,9 +21,11 @@ import (
 	"go.uber.org/ratelimit"
 
 	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/edge"
 	"github.com/flashgate/flashgate/internal/kafka"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/sale"
 )
 
 // Config configures a Worker.
@@ -43,6 +49,9 @@ type Config struct {
 	TransferAfter time.Duration
 	// Tick is the period of the relay, reconciler and restocker; default 1s.
 	Tick time.Duration
+	// ArchiveAfter is how long after its end a settled activity loses its
+	// Redis keys (contract §11); default 1h.
+	ArchiveAfter time.Duration
 	// Written, when set, is called after each batch of reservations is
 	// written to MySQL (the payment package publishes the new orders' status
 	// with it). It must not block for long.
@@ -58,6 +67,11 @@ type Worker struct {
 	log      *slog.Logger
 	m        *metrics
 	hooks    []func(context.Context) error
+	ops      *sale.Ops
+	bans     *edge.BanStore
+	drift    driftWatch
+	// lastPrune is when PruneBans last ran; only periodic touches it.
+	lastPrune time.Time
 }
 
 type metrics struct {
@@ -67,6 +81,11 @@ type metrics struct {
 	restocked prometheus.Counter
 	settled   prometheus.Counter
 	errors    *prometheus.CounterVec
+	archived  prometheus.Counter
+	// driftUnits and driftItems are the stock drift of live items, summed:
+	// no label per item, so the series stay few however many sales run.
+	driftUnits prometheus.Gauge
+	driftItems prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -84,9 +103,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashgate_worker_errors_total", Help: "Errors of background jobs, by job.",
 		}, []string{"job"}),
+		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_activities_archived_total", Help: "Ended activities whose Redis keys were removed."}),
+		driftUnits: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flashgate_stock_drift_units", Help: "Sum over live items of |stock - remaining - reserved - live orders|, as last measured (0 when consistent).",
+		}),
+		driftItems: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flashgate_stock_drift_items", Help: "Live items whose stock drift is not 0, as last measured.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.errors)
+		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.errors, m.archived, m.driftUnits, m.driftItems)
 	}
 	return m
 }
@@ -114,7 +140,11 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
 	}
-	return &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg)}
+	if cfg.ArchiveAfter <= 0 {
+		cfg.ArchiveAfter = time.Hour
+	}
+	return &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
+		ops: sale.New(db, store, log), bans: edge.NewBanStore(store.Client(), store.Prefix())}
 }
 
 // AddJob adds a periodic job run every tick alongside the built-in ones (the
@@ -132,10 +162,14 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.consume(ctx)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		w.periodic(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		w.ops.RunScheduler(ctx) // workers take part in scheduled publishing
 	}()
 	wg.Wait()
 	return nil
@@ -248,7 +282,8 @@ func (w *Worker) periodic(ctx context.Context) {
 		jobs := []struct {
 			name string
 			fn   func(context.Context) error
-		}{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock}}
+		}{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock},
+			{"adjust", w.ops.FinishAdjustments}, {"drift", w.Drift}, {"archive", w.Archive}, {"bans", w.PruneBans}}
 		for i, h := range w.hooks {
 			jobs = append(jobs, struct {
 				name string
@@ -375,6 +410,12 @@ func (w *Worker) Restock(ctx context.Context) error {
 			return err
 		}
 		for _, r := range rows {
+			if r.Archived { // its Redis state is gone: nothing to return to
+				if err := w.db.MarkRestocked(ctx, r.OrderID); err != nil {
+					return err
+				}
+				continue
+			}
 			shard := flashgate.HomeShard(r.UserID, r.Shards)
 			released, err := w.store.Release(ctx, r.ItemID, shard, r.UserID, r.OrderID)
 			if err != nil {

@@ -190,7 +190,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		a.Worker = worker.New(worker.Config{
 			Brokers: a.Brokers, KafkaSecurity: ksec, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
 			Batch: cfg.WorkerBatch, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
-			Written: a.Payment.OrdersWritten,
+			ArchiveAfter: cfg.ArchiveAfter,
+			Written:      a.Payment.OrdersWritten,
 		}, a.DB, a.Store, a.Producer, log, reg)
 		a.Worker.AddJob(a.Payment.Expire)
 	}

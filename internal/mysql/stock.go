@@ -198,9 +198,10 @@ func (db *DB) LiveItems(ctx context.Context, now time.Time) ([]flashgate.Item, e
 	return db.itemsWhere(ctx, "a.published_at IS NOT NULL AND a.archived_at IS NULL AND a.start_at <= ? AND a.end_at > ?", now.UTC(), now.UTC())
 }
 
-// OpenItems returns the items of published activities not ended at now.
-func (db *DB) OpenItems(ctx context.Context, now time.Time) ([]flashgate.Item, error) {
-	return db.itemsWhere(ctx, "a.published_at IS NOT NULL AND a.archived_at IS NULL AND a.end_at > ?", now.UTC())
+// OpenItems returns the items of activities published before publishedBefore
+// and not ended at now.
+func (db *DB) OpenItems(ctx context.Context, now, publishedBefore time.Time) ([]flashgate.Item, error) {
+	return db.itemsWhere(ctx, "a.published_at < ? AND a.archived_at IS NULL AND a.end_at > ?", publishedBefore.UTC(), now.UTC())
 }
 
 func (db *DB) itemsWhere(ctx context.Context, where string, args ...any) ([]flashgate.Item, error) {

@@ -61,6 +61,9 @@ type Options struct {
 	Username string
 	Password string
 	TLS      *tls.Config
+	// Wrap, when set, wraps the client every call goes through (tests
+	// count round trips with it).
+	Wrap func(rueidis.Client) rueidis.Client
 }
 
 // Open connects to Redis (a Redis Cluster when Addrs has more than one entry
@@ -103,6 +106,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
+	}
+	if o.Wrap != nil {
+		c = o.Wrap(c)
 	}
 	s.c = c
 	return s, nil
