@@ -25,6 +25,9 @@ type Ops struct {
 	log   *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// AfterLoad, when set, runs between a publish's load and its commit:
+	// fault tests make a process die there.
+	AfterLoad func(context.Context, *flashgate.Activity)
 }
 
 // New returns the operations on db and store.
@@ -63,6 +66,9 @@ func (o *Ops) loadStock(ctx context.Context, a *flashgate.Activity) error {
 	if err := o.store.LoadStock(ctx, a.Items); err != nil {
 		o.log.Warn("load stock for publish", "activity", a.ID, "err", err)
 		return unavailable("could not load stock into Redis; nothing was published")
+	}
+	if o.AfterLoad != nil {
+		o.AfterLoad(ctx, a)
 	}
 	return nil
 }
