@@ -53,9 +53,7 @@ func (s *Store) LoadStock(ctx context.Context, items []flashgate.Item) error {
 		cmds = append(cmds, s.c.B().Del().Key(s.itemKey(it.ID)).Build(), s.c.B().Del().Key(s.soldOutKey(it.ID)).Build(),
 			s.c.B().Srem().Key(s.itemsKey()).Member(strconv.FormatInt(it.ID, 10)).Build())
 		for sh := 0; sh < it.Shards; sh++ {
-			for _, name := range shardKeyNames {
-				cmds = append(cmds, s.c.B().Del().Key(s.shardKey(it.ID, sh, name)).Build())
-			}
+			cmds = append(cmds, s.delShard(it.ID, sh))
 			loads = append(loads, rueidis.LuaExec{Keys: []string{s.shardKey(it.ID, sh, "stock")},
 				Args: []string{strconv.FormatInt(ShardShare(it.Stock, it.Shards, sh), 10)}})
 		}
@@ -77,6 +75,16 @@ func (s *Store) LoadStock(ctx context.Context, items []flashgate.Item) error {
 
 // shardKeyNames are the keys every shard of an item may have.
 var shardKeyNames = []string{"stock", "buyers", "outbox", "pending", "xout", "xin", "adj"}
+
+// delShard deletes every key of a shard in one command: they share a hash
+// tag, so one slot.
+func (s *Store) delShard(item int64, shard int) rueidis.Completed {
+	keys := make([]string, len(shardKeyNames))
+	for i, name := range shardKeyNames {
+		keys[i] = s.shardKey(item, shard, name)
+	}
+	return s.c.B().Del().Key(keys...).Build()
+}
 
 // PutItems writes the metadata of published items (PutItem for each, in
 // pipelines). Rewriting an item's metadata is also how a change of its
@@ -121,9 +129,7 @@ func (s *Store) DropItems(ctx context.Context, items []flashgate.Item) error {
 		cmds = append(cmds, s.c.B().Srem().Key(s.itemsKey()).Member(strconv.FormatInt(it.ID, 10)).Build(),
 			s.c.B().Del().Key(s.itemKey(it.ID)).Build(), s.c.B().Del().Key(s.soldOutKey(it.ID)).Build())
 		for sh := 0; sh < it.Shards; sh++ {
-			for _, name := range shardKeyNames {
-				cmds = append(cmds, s.c.B().Del().Key(s.shardKey(it.ID, sh, name)).Build())
-			}
+			cmds = append(cmds, s.delShard(it.ID, sh))
 		}
 	}
 	return s.doChunked(ctx, "drop items", cmds)

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/internal/testenv"
 )
 
 // TestWithdrawTakesOnlyUntakenUnitsOnce: a withdrawal takes at most what
@@ -94,4 +96,79 @@ func TestWithdrawRacesBuyersAndTransfers(t *testing.T) {
 		t.Fatalf("sold %d + withdrawn %d + left %d = %d, want %d", sold.Load(), withdrawn.Load(), left, got, stock)
 	}
 	t.Logf("sold %d, withdrawn %d, left %d", sold.Load(), withdrawn.Load(), left)
+}
+
+// BenchmarkPublishLoad loads 200 items × 64 shards (a publish's Redis
+// work) while a buyer keeps reserving units of another item, and reports
+// the buyer's worst and 99th-percentile wait during the loads: the load
+// goes in pipelines of small commands, so a buyer waits behind at most one
+// chunk, never behind the whole publish.
+func BenchmarkPublishLoad(b *testing.B) {
+	s := openB(b)
+	// The buyer is a gateway: a process, and so a connection, of its own.
+	gw, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: s.Prefix()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gw.Close()
+	ctx := context.Background()
+	items := make([]flashgate.Item, 200)
+	for i := range items {
+		items[i] = flashgate.Item{ID: int64(1000 + i), Shards: 64, Stock: 10_000, Price: 100,
+			StartAt: time.Now(), EndAt: time.Now().Add(time.Hour)}
+	}
+	if _, err := gw.Preload(ctx, 1, 0, 1<<40); err != nil {
+		b.Fatal(err)
+	}
+	// The same buyer with nothing loading, for comparison on this machine.
+	var idle []time.Duration
+	for u, until := int64(0), time.Now().Add(time.Second); time.Now().Before(until); u++ {
+		start := time.Now()
+		r := flashgate.Reservation{OrderID: fmt.Sprintf("i%d", u), ItemID: 1, UserID: -u - 1, Amount: 100, At: start}
+		if _, err := gw.Reserve(ctx, 1, 0, -u-1, r.OrderID, r.AppendWire(nil), start); err != nil {
+			b.Fatal(err)
+		}
+		idle = append(idle, time.Since(start))
+	}
+	slices.Sort(idle)
+	stop := make(chan struct{})
+	done := make(chan []time.Duration)
+	go func() {
+		var waits []time.Duration
+		for u := int64(0); ; u++ {
+			select {
+			case <-stop:
+				done <- waits
+				return
+			default:
+			}
+			start := time.Now()
+			r := flashgate.Reservation{OrderID: fmt.Sprintf("b%d", u), ItemID: 1, UserID: u, Amount: 100, At: start}
+			if _, err := gw.Reserve(ctx, 1, 0, u, r.OrderID, r.AppendWire(nil), start); err != nil {
+				b.Error(err)
+			}
+			waits = append(waits, time.Since(start))
+		}
+	}()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.LoadStock(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.PutItems(ctx, items); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	close(stop)
+	waits := <-done
+	slices.Sort(waits)
+	if len(waits) > 0 {
+		b.ReportMetric(float64(waits[len(waits)-1].Microseconds())/1000, "buy-max-ms")
+		b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds())/1000, "buy-p99-ms")
+	}
+	b.ReportMetric(float64(idle[len(idle)*99/100].Microseconds())/1000, "idle-p99-ms")
+	if err := s.DropItems(ctx, items); err != nil {
+		b.Fatal(err)
+	}
 }
