@@ -104,7 +104,9 @@ func (o *Ops) Publish(ctx context.Context, id int64) (*flashgate.Activity, error
 		}
 		a = back
 	}
-	if err := o.store.PutItems(context.WithoutCancel(ctx), a.Items); err != nil {
+	// The metadata goes under the row lock, from MySQL: a close or a window
+	// change that got the lock right after the commit is not undone.
+	if err := o.makeVisible(context.WithoutCancel(ctx), id); err != nil {
 		o.log.Warn("publish: write item metadata", "activity", id, "err", err)
 		return nil, unavailable("activity %d is published but its items are not visible yet; retry, or the fleet makes them visible within seconds", id)
 	}
@@ -113,13 +115,15 @@ func (o *Ops) Publish(ctx context.Context, id int64) (*flashgate.Activity, error
 }
 
 // makeVisible rewrites the metadata of a published, not archived activity's
-// items from MySQL.
+// items from MySQL, under the activity's row lock (a close or a window
+// change racing it is not undone).
 func (o *Ops) makeVisible(ctx context.Context, id int64) error {
-	a, err := o.db.Activity(ctx, id)
-	if err != nil || a.PublishedAt == nil || a.ArchivedAt != nil {
-		return err
-	}
-	return o.store.PutItems(ctx, a.Items)
+	return o.db.WithActivity(ctx, id, func(ctx context.Context, a *flashgate.Activity) error {
+		if a.PublishedAt == nil || a.ArchivedAt != nil {
+			return nil
+		}
+		return o.store.PutItems(ctx, a.Items)
+	})
 }
 
 // RepairVisible writes the metadata of the items of open published
@@ -145,14 +149,19 @@ func (o *Ops) RepairVisible(ctx context.Context) error {
 	for _, id := range missing {
 		want[id] = true
 	}
-	var put []flashgate.Item
+	acts := map[int64]bool{}
 	for _, it := range items {
 		if want[it.ID] {
-			put = append(put, it)
+			acts[it.ActivityID] = true
 		}
 	}
 	o.log.Warn("published items missing from Redis; writing them again", "items", missing)
-	return o.store.PutItems(ctx, put)
+	for act := range acts {
+		if err := o.makeVisible(ctx, act); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PublishDue publishes every scheduled activity whose time has come, each
@@ -166,7 +175,7 @@ func (o *Ops) PublishDue(ctx context.Context) error {
 		if a == nil {
 			return nil
 		}
-		if err := o.store.PutItems(ctx, a.Items); err != nil {
+		if err := o.makeVisible(ctx, a.ID); err != nil {
 			return err // RepairVisible makes them visible
 		}
 		late := ""

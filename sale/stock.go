@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
 )
@@ -35,14 +36,10 @@ func (o *Ops) Adjust(ctx context.Context, item int64, delta int64) (Adjusted, er
 		o.log.Warn("stock adjustment left pending; the reconciler finishes it", "item", item, "adjustment", adj.ID, "err", err)
 		return Adjusted{}, unavailable("stock adjustment %d of item %d is logged but not finished; the fleet finishes it within seconds (do not repeat it)", adj.ID, item)
 	}
-	it, err := o.db.Item(ctx, item)
-	if err != nil {
-		return Adjusted{}, err
-	}
-	if err := o.store.PutItem(ctx, it); err != nil {
+	if err := o.putStock(ctx, item); err != nil {
 		o.log.Warn("write item stock", "item", item, "err", err)
 	}
-	left, err := o.store.RemainingNow(ctx, item, it.Shards)
+	left, err := o.store.RemainingNow(ctx, item, adj.Shards)
 	if err != nil {
 		return Adjusted{}, unavailable("redis unavailable")
 	}
@@ -103,14 +100,31 @@ func (o *Ops) FinishAdjustments(ctx context.Context) error {
 		if _, err := o.applyAdjust(ctx, adj); err != nil {
 			return err
 		}
-		it, err := o.db.Item(ctx, adj.ItemID)
-		if err == nil {
-			err = o.store.PutItem(ctx, it)
-		}
-		if err != nil {
+		if err := o.putStock(ctx, adj.ItemID); err != nil {
 			return err
 		}
 		o.log.Warn("finished an interrupted stock adjustment", "item", adj.ItemID, "adjustment", adj.ID, "delta", adj.Delta)
 	}
 	return nil
+}
+
+// putStock rewrites an item's metadata (which carries its stock) under its
+// activity's row lock, so that it never puts back a window that a close
+// replaced meanwhile.
+func (o *Ops) putStock(ctx context.Context, item int64) error {
+	it, err := o.db.Item(ctx, item)
+	if err != nil {
+		return err
+	}
+	return o.db.WithActivity(ctx, it.ActivityID, func(ctx context.Context, a *flashgate.Activity) error {
+		if a.PublishedAt == nil || a.ArchivedAt != nil {
+			return nil
+		}
+		for i := range a.Items {
+			if a.Items[i].ID == item {
+				return o.store.PutItem(ctx, &a.Items[i])
+			}
+		}
+		return nil
+	})
 }

@@ -360,3 +360,20 @@ func (db *DB) ItemWithActivity(ctx context.Context, id int64) (*flashgate.Item, 
 	a := r.domain()
 	return it, &a, nil
 }
+
+// WithActivity calls fn with an activity and its items while holding the
+// activity's row lock. Writers of what gateways read about an activity's
+// items (its window, an item's stock) do it under this lock, so that a
+// slower writer never puts back what a faster one replaced.
+func (db *DB) WithActivity(ctx context.Context, id int64, fn func(context.Context, *flashgate.Activity) error) error {
+	return db.inTx(ctx, func(tx *sqlx.Tx) error {
+		a, err := lockActivity(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := loadItemsTx(ctx, tx, a); err != nil {
+			return err
+		}
+		return fn(ctx, a)
+	})
+}
