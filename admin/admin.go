@@ -114,11 +114,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	// Every admin process takes part in scheduled publishing (contract
 	// §11: any admin or worker may publish).
-	sctx, stop := context.WithCancel(ctx)
+	schedCtx, stop := context.WithCancel(ctx)
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
-		s.ops.RunScheduler(sctx)
+		s.ops.RunScheduler(schedCtx)
 	}()
 	defer func() { stop(); <-schedDone }()
 	select {
