@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flashgate/flashgate/internal/testenv"
+	"github.com/flashgate/flashgate/worker"
 )
 
 func (s *stack) adjust(item, delta int64) answer {
@@ -206,4 +210,58 @@ func TestDriftIsMeasured(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// TestPersistingDriftIsLoggedOnce: a drift that lasts is logged once, not
+// at every measure, and once more when it clears.
+func TestPersistingDriftIsLoggedOnce(t *testing.T) {
+	s := start(t, nil)
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 10, "shards": 2})
+	logs := &lockedBuffer{}
+	w := worker.New(worker.Config{Brokers: s.app.Brokers, Topic: s.app.Config.KafkaTopic, DriftEvery: time.Millisecond, DriftAfter: 50 * time.Millisecond},
+		s.app.DB, s.app.Store, nil, slog.New(slog.NewTextHandler(logs, nil)), prometheus.NewRegistry())
+	ctx := context.Background()
+	c := s.app.Store.Client()
+	key := fmt.Sprintf("%s:{i%d:1}:stock", s.app.Config.RedisPrefix, item)
+	if err := c.Do(ctx, c.B().Decrby().Key(key).Decrement(1).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; time.Sleep(5 * time.Millisecond) {
+		if err := w.Drift(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := logs.count("stock drift persists"); n != 1 {
+		t.Fatalf("a persisting drift logged %d times:\n%s", n, logs.b.String())
+	}
+	if err := c.Do(ctx, c.B().Incrby().Key(key).Increment(1).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		time.Sleep(2 * time.Millisecond)
+		if err := w.Drift(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := logs.count("stock drift cleared"); n != 1 {
+		t.Fatalf("a cleared drift logged %d times:\n%s", n, logs.b.String())
+	}
 }

@@ -10,14 +10,6 @@ import (
 	"github.com/flashgate/flashgate/internal/mysql"
 )
 
-// driftEvery is how often the drift of live items is measured: each
-// measure costs one Redis pipeline and one MySQL snapshot per live item.
-const driftEvery = 5 * time.Second
-
-// driftPersists is how long a drift must last before it is logged: a drift
-// seen once is usually work in flight (an adjustment, a transfer).
-const driftPersists = 10 * time.Second
-
 // driftWatch remembers, per live item, since when its drift is not 0 and
 // whether that was logged, so that a persisting drift is logged once.
 type driftWatch struct {
@@ -32,15 +24,17 @@ type drifting struct {
 	logged bool
 }
 
-// Drift measures the stock drift of live items (contract §11 reconcile),
-// sets the gauges, and logs a drift once when it has persisted
-// driftPersists, and once when it clears.
+// Drift measures the stock drift of live items (contract §11 reconcile)
+// every DriftEvery (each measure costs one Redis pipeline and one MySQL
+// snapshot per live item), sets the gauges, and logs a drift once when it
+// has lasted DriftAfter (a drift seen once is usually work in flight: an
+// adjustment, a transfer), and once when it clears.
 func (w *Worker) Drift(ctx context.Context) error {
 	d := &w.drift
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now()
-	if now.Sub(d.last) < driftEvery {
+	if now.Sub(d.last) < w.cfg.DriftEvery {
 		return nil
 	}
 	d.last = now
@@ -77,7 +71,7 @@ func (w *Worker) Drift(ctx context.Context) error {
 			continue
 		}
 		cur.drift = drift
-		if !cur.logged && now.Sub(cur.since) >= driftPersists {
+		if !cur.logged && now.Sub(cur.since) >= w.cfg.DriftAfter {
 			cur.logged = true
 			w.log.Error("stock drift persists: stock != remaining + reserved + live orders", "item", it.ID, "drift", drift,
 				"stock", nums.Stock, "remaining", nums.Remaining, "reserved", nums.Reserved, "live_orders", nums.Live(), "since", cur.since)

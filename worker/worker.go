@@ -52,6 +52,10 @@ type Config struct {
 	// ArchiveAfter is how long after its end a settled activity loses its
 	// Redis keys (contract §11); default 1h.
 	ArchiveAfter time.Duration
+	// DriftEvery is how often the stock drift of live items is measured
+	// (default 5s); DriftAfter is how long a drift lasts before it is
+	// logged, once (default 10s).
+	DriftEvery, DriftAfter time.Duration
 	// Written, when set, is called after each batch of reservations is
 	// written to MySQL (the payment package publishes the new orders' status
 	// with it). It must not block for long.
@@ -142,6 +146,12 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	}
 	if cfg.ArchiveAfter <= 0 {
 		cfg.ArchiveAfter = time.Hour
+	}
+	if cfg.DriftEvery <= 0 {
+		cfg.DriftEvery = 5 * time.Second
+	}
+	if cfg.DriftAfter <= 0 {
+		cfg.DriftAfter = 10 * time.Second
 	}
 	return &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
 		ops: sale.New(db, store, log), bans: edge.NewBanStore(store.Client(), store.Prefix())}
