@@ -268,6 +268,22 @@ func TestWindowChangesReachEveryGateway(t *testing.T) {
 	f.mustAdmin(200, "PATCH", fmt.Sprintf("/admin/v1/activities/%d", act), map[string]any{"start_at": time.Now().Format(time.RFC3339Nano)})
 	t.Logf("start_at reached every gateway in %v", f.within(time.Second, item, &user, "ok"))
 
+	// An earlier end_at: the gateways' cached state lives 10s without an
+	// invalidation, so answering ended a moment after the new end proves
+	// the change reached them.
+	act2, item2 := f.activity("window 2", -time.Second, 2*time.Hour, map[string]any{"stock": 50, "shards": 4})
+	f.mustAdmin(200, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", act2), nil)
+	for i := range f.gws {
+		user++
+		if a := f.buyAt(i, item2, user); a.code() != "ok" {
+			t.Fatalf("gateway %d while live: %s", i, a.Raw)
+		}
+	}
+	end := time.Now().Add(300 * time.Millisecond)
+	f.mustAdmin(200, "PATCH", fmt.Sprintf("/admin/v1/activities/%d", act2), map[string]any{"end_at": end.Format(time.RFC3339Nano)})
+	time.Sleep(time.Until(end))
+	t.Logf("an earlier end_at reached every gateway %v after the new end", f.within(time.Second, item2, &user, "ended"))
+
 	f.mustAdmin(200, "PATCH", fmt.Sprintf("/admin/v1/activities/%d", act), map[string]any{"end_at": time.Now().Add(time.Hour).Format(time.RFC3339Nano)})
 	f.mustAdmin(200, "POST", fmt.Sprintf("/admin/v1/activities/%d/close", act), nil)
 	t.Logf("close reached every gateway in %v", f.within(time.Second, item, &user, "ended"))
