@@ -15,14 +15,23 @@ type Numbers struct {
 	Paid      int64 `json:"paid"`
 	Cancelled int64 `json:"cancelled"`
 	Refunded  int64 `json:"refunded"`
+	// inRedis is false before publish and after archive: the item has no
+	// stock in Redis then, by design, and no drift.
+	inRedis bool
 }
 
 // Live is the orders holding a unit.
 func (n Numbers) Live() int64 { return n.Unpaid + n.Paid }
 
 // Drift is stock − remaining − reserved − live orders: 0 whenever the system
-// is consistent and settled (contract §11).
-func (n Numbers) Drift() int64 { return n.Stock - n.Remaining - n.Reserved - n.Live() }
+// is consistent and settled (contract §11). An item not published yet, or
+// archived, has nothing in Redis by design: its drift is 0.
+func (n Numbers) Drift() int64 {
+	if !n.inRedis {
+		return 0
+	}
+	return n.Stock - n.Remaining - n.Reserved - n.Live()
+}
 
 // numbersTries bounds the reads of Numbers.
 const numbersTries = 10
@@ -36,16 +45,18 @@ const numbersTries = 10
 // that does not add up is taken again, until one adds up or two in a row
 // agree (a real, settled drift), at most numbersTries times.
 func (o *Ops) Numbers(ctx context.Context, item int64) (Numbers, error) {
-	it, err := o.db.Item(ctx, item)
+	it, act, err := o.db.ItemWithActivity(ctx, item)
 	if err != nil {
 		return Numbers{}, err
 	}
+	inRedis := act.PublishedAt != nil && act.ArchivedAt == nil
 	var prev *Numbers
 	for try := 0; ; try++ {
 		n, err := o.readNumbers(ctx, item, it.Shards)
 		if err != nil {
 			return Numbers{}, err
 		}
+		n.inRedis = inRedis
 		if n.Drift() == 0 || (prev != nil && *prev == n) || try == numbersTries-1 {
 			return n, nil
 		}

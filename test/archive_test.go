@@ -157,6 +157,9 @@ func TestArchiveFreesRedis(t *testing.T) {
 	if st.Stock != 3 || st.Remaining != 0 || st.Reserved != 0 || st.Unpaid != 1 {
 		t.Fatalf("stats of an archived item: %+v", st)
 	}
+	if r := s.reconcile(second[0]); r.Drift != 0 || r.LiveOrders != 1 {
+		t.Fatalf("reconcile of an archived item: %+v", r)
+	}
 	// A live sale more is visible to the measure: it counts what it should.
 	_, more := s.activity("live 2", -time.Second, time.Hour, map[string]any{"stock": 5, "shards": 4})
 	s.mustAdmin(200, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", s.itemActivity(more)), nil)

@@ -165,6 +165,9 @@ func TestStockAdjustAnswers(t *testing.T) {
 	if a := s.adjust(draftItem, 25); a.Status != 200 || a.Body["stock"] != float64(25) {
 		t.Fatalf("add before publish: %s", a.Raw)
 	}
+	if r := s.reconcile(draftItem); r.Drift != 0 || r.Stock != 25 {
+		t.Fatalf("reconcile before publish (nothing in Redis by design): %+v", r)
+	}
 	s.mustAdmin(200, "PATCH", fmt.Sprintf("/admin/v1/activities/%d", act), map[string]any{"start_at": time.Now().Add(-time.Second).Format(time.RFC3339Nano)})
 	s.mustAdmin(200, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", act), nil)
 	st := s.settle(draftItem)
