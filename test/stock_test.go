@@ -268,3 +268,47 @@ func TestPersistingDriftIsLoggedOnce(t *testing.T) {
 		t.Fatalf("a cleared drift logged %d times:\n%s", n, logs.b.String())
 	}
 }
+
+// TestInterruptedAdjustmentsFinish: a process that dies after logging an
+// adjustment (an addition with MySQL raised and no unit in Redis yet; a
+// withdrawal that took units from one shard only) leaves it pending, and
+// the worker finishes each exactly once: the stores agree afterwards.
+func TestInterruptedAdjustmentsFinish(t *testing.T) {
+	s := start(t, nil)
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 40, "shards": 4})
+	ctx := context.Background()
+	db, store := s.app.DB, s.app.Store
+	add, _, err := db.BeginAdjust(ctx, item, 8, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	withdraw, _, err := db.BeginAdjust(ctx, item, -15, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The withdrawing process got as far as the first shard.
+	if k, err := store.Withdraw(ctx, item, 0, fmt.Sprintf("adj%d", withdraw.ID), 15); err != nil || k != 10 {
+		t.Fatalf("first shard gave %d (%v)", k, err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		var pending int
+		if err := db.Get(&pending, "SELECT COUNT(*) FROM stock_adjustment WHERE state = 'pending'"); err != nil || pending != 0 {
+			return fmt.Errorf("%d adjustments pending (%v)", pending, err)
+		}
+		return nil
+	})
+	var applied []int64
+	if err := db.Select(&applied, "SELECT applied FROM stock_adjustment WHERE id IN (?, ?) ORDER BY id", add.ID, withdraw.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 2 || applied[0] != 8 || applied[1] != -15 {
+		t.Fatalf("applied %v, want [8 -15]", applied)
+	}
+	st := s.settle(item)
+	if st.Stock != 40+8-15 || st.Remaining != 33 {
+		t.Fatalf("after the fleet finished the adjustments: %+v", st)
+	}
+	if r := s.reconcile(item); r.Drift != 0 {
+		t.Fatalf("reconcile: %+v", r)
+	}
+}
