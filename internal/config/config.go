@@ -171,7 +171,11 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 
 	c.MySQLDSN = r.str("FLASHGATE_MYSQL_DSN")
 	c.MySQLTLS = r.mysqlTLS("FLASHGATE_MYSQL_TLS_CA")
-	if dsn, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
+	if c.MySQLTLS == nil && dsnWantsTLS(c.MySQLDSN, MySQLTLSName) {
+		// Said before the driver would, with a better hint than "unknown
+		// TLS config", and whatever an earlier registration left behind.
+		r.bad("FLASHGATE_MYSQL_DSN", "tls=%s needs FLASHGATE_MYSQL_TLS_CA", MySQLTLSName)
+	} else if dsn, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
 		r.bad("FLASHGATE_MYSQL_DSN", "%s", scrubDSNError(err, c.MySQLDSN))
 	} else if dsn.DBName == "" {
 		r.bad("FLASHGATE_MYSQL_DSN", "names no database")
