@@ -202,11 +202,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			UserRate:    cfg.UserRate, IPRate: cfg.IPRate, TrustedProxies: cfg.TrustedProxies,
 			AutobanAfter: cfg.AutobanAfter, AutobanWindow: cfg.AutobanWindow, AutobanFor: cfg.AutobanFor,
 			PathSecret: []byte(cfg.AuthSecret), MaxConnsPerIP: cfg.MaxConnsPerIP,
+			AccessLog: cfg.AccessLog, WarnEvery: cfg.LogRepeatEvery,
 		}, a.Store, a.DB, a.Producer, a.Signer, log, reg)
 		a.Payment.MountGateway(a.Gateway, a.Signer)
 	}
 	if a.serves(config.RoleAdmin) {
 		a.Admin = admin.New(a.DB, a.Store, cfg.AdminToken, log, reg)
+		if cfg.AccessLog {
+			a.Admin.AccessLog = log
+		}
 		a.Payment.MountAdmin(a.Admin)
 	}
 

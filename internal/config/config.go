@@ -36,6 +36,9 @@ type Config struct {
 	LogLevel     slog.Level
 	LogFormat    string // LogText or LogJSON
 	AccessLog    bool
+	// LogRepeatEvery is how often a warning repeated by every request is
+	// logged, as a count, after its first line.
+	LogRepeatEvery time.Duration
 
 	// Secured dependencies (contract §13). A nil TLS config means plaintext.
 	RedisUsername string
@@ -247,6 +250,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 		r.bad("FLASHGATE_LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	c.AccessLog = r.bool("FLASHGATE_ACCESS_LOG")
+	c.LogRepeatEvery = r.duration("FLASHGATE_LOG_REPEAT_EVERY")
 
 	c.OrderTTL = r.duration("FLASHGATE_ORDER_TTL")
 	c.PublicURL = strings.TrimRight(r.str("FLASHGATE_PUBLIC_URL"), "/")
