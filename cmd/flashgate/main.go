@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -159,14 +158,14 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 
 func token(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs, vals := config.FlagSet(config.RoleToken, getenv, stderr)
-	user := fs.String("user", "", "user id (a positive integer)")
+	user := fs.Int64("user", 0, "user id (a positive integer)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	id, err := strconv.ParseInt(*user, 10, 64)
-	if err != nil || id <= 0 {
-		return fmt.Errorf("--user: must be a positive integer, got %q", *user)
+	id := *user
+	if id <= 0 {
+		return fmt.Errorf("--user: must be a positive integer, got %d", id)
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("--ttl: must be positive")

@@ -48,7 +48,7 @@ type App struct {
 	Gateway  *gateway.Gateway
 	Admin    *admin.Server
 	Worker   *worker.Worker
-	Signer   *auth.Signer
+	Signer   *auth.Signer // nil in roles without FLASHGATE_AUTH_SECRET
 	Payment  *payment.Service
 
 	// Paysim is dev's Alipay sandbox, on PaysimAddr, when it runs.
@@ -162,7 +162,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	if err := kafka.EnsureTopic(kctx, ksec, a.Brokers, cfg.KafkaTopic, cfg.KafkaPartitions); err != nil {
 		return nil, err
 	}
-	a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+	if cfg.AuthSecret != "" {
+		// Only the roles that use the secret have one (config); the others
+		// get no signer rather than one keyed with nothing.
+		a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+	}
 	if err := a.newPayments(cfg, log); err != nil {
 		return nil, err
 	}
