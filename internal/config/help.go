@@ -8,24 +8,24 @@ import (
 
 // roleHelp says what each role does, for the top of its --help.
 var roleHelp = map[string]string{
-	RoleDev: `every role in one process (gateway, admin, worker), for a laptop: applies the
+	RoleDev: `Every role in one process (gateway, admin, worker), for a laptop: applies the
 schema first, embeds a Kafka-protocol broker when FLASHGATE_KAFKA_BROKERS is
 empty, runs an Alipay sandbox, falls back to public dev secrets, and prints the
 URLs and tokens it uses. Never for production.`,
-	RoleGateway: `the public HTTP front door: the buy path (token check, rate limits and bans,
+	RoleGateway: `The public HTTP front door: the buy path (token check, rate limits and bans,
 one Redis script per possible yes, reservation queued to Kafka), items,
 activities, orders, payment and the order-status WebSocket. Stateless: run as
 many as the traffic needs.`,
-	RoleWorker: `the Kafka consumers that write reservations to MySQL as orders, and the
+	RoleWorker: `The Kafka consumers that write reservations to MySQL as orders, and the
 background jobs: outbox relay, stock-transfer reconciler, restocker, expiry of
 unpaid orders. Run two or more; they share the topic's partitions.`,
-	RoleAdmin: `the admin HTTP API (Authorization: Bearer FLASHGATE_ADMIN_TOKEN): activities,
+	RoleAdmin: `The admin HTTP API (Authorization: Bearer FLASHGATE_ADMIN_TOKEN): activities,
 items, publish, stats, bans, points. Keep its listener private.`,
-	RoleMigrate: `creates the database if missing and applies the schema. Idempotent: run it
+	RoleMigrate: `Creates the database if missing and applies the schema. Idempotent: run it
 before a new version starts.`,
-	RoleToken: `prints a shopper token for a user, signed with FLASHGATE_AUTH_SECRET (or dev's
+	RoleToken: `Prints a shopper token for a user, signed with FLASHGATE_AUTH_SECRET (or dev's
 public secret when unset), for tests, demos and load tests.`,
-	RoleBroker: `a Kafka-protocol broker kept in memory (franz-go's kfake), for local fleets,
+	RoleBroker: `A Kafka-protocol broker kept in memory (franz-go's kfake), for local fleets,
 demos and tests, never for production: creates the reservation topic, then
 serves until SIGTERM or SIGINT. With FLASHGATE_KAFKA_SASL it requires that
 mechanism, FLASHGATE_KAFKA_USERNAME and FLASHGATE_KAFKA_PASSWORD; with
