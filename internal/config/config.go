@@ -80,12 +80,16 @@ type Config struct {
 // FlagSet returns a flag set for role with a flag per setting the role uses,
 // whose values start from getenv or the default; vals holds the raw values by
 // variable name after parsing. Commands with flags of their own add them
-// before parsing. --help prints what the role does and every setting with
-// its type, variable, default and current value, a secret as "set" or "not
-// set".
+// before calling Parse. -h or --help prints to out what the role does and
+// every setting with its type, variable, default and current value, a secret
+// as "set" or "not set".
 func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.FlagSet, map[string]*string) {
 	fs := flag.NewFlagSet("flashgate "+role, flag.ContinueOnError)
-	fs.SetOutput(out)
+	// The flag package would print an error followed by the whole help;
+	// Parse returns the error as one line instead, and prints the help
+	// only when asked.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	vals := map[string]*string{}
 	fromEnv := map[string]bool{}
 	for i := range settings {
@@ -100,7 +104,9 @@ func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.Flag
 		vals[s.Env] = &v
 		fs.Var(flagValue{s, &v}, s.Flag(), s.Help)
 	}
-	fs.Usage = func() { printHelp(out, role, fs, vals, fromEnv) }
+	help := &helpFlag{print: func() { printHelp(out, role, fs, vals, fromEnv) }}
+	fs.Var(help, "help", "print this help")
+	fs.Var(help, "h", "print this help")
 	return fs, vals
 }
 
@@ -123,15 +129,40 @@ func (f flagValue) Set(v string) error { *f.v = v; return nil }
 // IsBoolFlag lets a bool setting be given as a bare --flag.
 func (f flagValue) IsBoolFlag() bool { return f.s != nil && f.s.Type == Bool }
 
-// Load parses args (after the subcommand) for role with defaults from getenv,
-// and validates the result. The error names the setting at fault.
-func Load(role string, args []string, getenv func(string) string, out io.Writer) (*Config, *flag.FlagSet, error) {
-	fs, vals := FlagSet(role, getenv, out)
-	if err := fs.Parse(args); err != nil {
-		return nil, fs, err
+// helpFlag is -h and --help: it notes the request, Parse prints the help.
+type helpFlag struct {
+	asked bool
+	print func()
+}
+
+func (h *helpFlag) String() string   { return "" }
+func (h *helpFlag) IsBoolFlag() bool { return true }
+func (h *helpFlag) Set(string) error { h.asked = true; return nil }
+
+// Parse parses args with a flag set of FlagSet. On -h or --help it prints the
+// role's help and returns flag.ErrHelp; a bad flag is one line of error.
+func Parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && h.asked {
+		h.print()
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return fmt.Errorf("%w (%s --help lists the flags)", err, fs.Name())
 	}
 	if fs.NArg() > 0 {
-		return nil, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (%s --help lists the flags)", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// Load parses args (after the subcommand) for role with defaults from getenv,
+// and validates the result. The error names the setting at fault. --help
+// goes to out.
+func Load(role string, args []string, getenv func(string) string, out io.Writer) (*Config, *flag.FlagSet, error) {
+	fs, vals := FlagSet(role, getenv, out)
+	if err := Parse(fs, args); err != nil {
+		return nil, fs, err
 	}
 	c, err := FromValues(role, vals)
 	return c, fs, err

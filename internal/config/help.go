@@ -40,16 +40,21 @@ func printHelp(w io.Writer, role string, fs *flag.FlagSet, vals map[string]*stri
 	if h := roleHelp[role]; h != "" {
 		fmt.Fprintf(w, "%s\n\n", h)
 	}
-	own := false
-	fs.VisitAll(func(f *flag.Flag) {
-		if _, ok := f.Value.(flagValue); !ok {
-			own = true
+	// The command's own flags are the ones that are neither settings nor
+	// help.
+	own := func(f *flag.Flag) bool {
+		switch f.Value.(type) {
+		case flagValue, *helpFlag:
+			return false
 		}
-	})
-	if own {
+		return true
+	}
+	any := false
+	fs.VisitAll(func(f *flag.Flag) { any = any || own(f) })
+	if any {
 		fmt.Fprintln(w, "Flags of this command:")
 		fs.VisitAll(func(f *flag.Flag) {
-			if _, ok := f.Value.(flagValue); ok {
+			if !own(f) {
 				return
 			}
 			kind, usage := flag.UnquoteUsage(f)
@@ -82,5 +87,5 @@ func printHelp(w io.Writer, role string, fs *flag.FlagSet, vals map[string]*stri
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "  --help\n        print this help")
+	fmt.Fprintln(w, "  -h, --help\n        print this help")
 }

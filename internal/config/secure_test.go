@@ -23,7 +23,7 @@ func help(t *testing.T, role string, getenv func(string) string) string {
 	t.Helper()
 	var out bytes.Buffer
 	fs, _ := config.FlagSet(role, getenv, &out)
-	if err := fs.Parse([]string{"--help"}); err != flag.ErrHelp {
+	if err := config.Parse(fs, []string{"--help"}); err != flag.ErrHelp {
 		t.Fatalf("%s --help: %v", role, err)
 	}
 	return out.String()
