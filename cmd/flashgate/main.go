@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -104,7 +105,17 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if role == config.RoleDev {
 		printDev(stdout, a)
 	} else {
-		log.Info("started", "role", role, "http", a.HTTPAddr, "admin", a.AdminAddr)
+		// The listeners this role has, and where its dependencies are
+		// (never a credential: the DSN goes without its password).
+		attrs := []any{"role", role}
+		for _, kv := range [][2]string{{"http", a.HTTPAddr}, {"admin", a.AdminAddr}, {"metrics", a.WorkerAddr}} {
+			if kv[1] != "" {
+				attrs = append(attrs, kv[0], kv[1])
+			}
+		}
+		attrs = append(attrs, "redis", strings.Join(cfg.RedisAddrs, ","), "kafka", strings.Join(a.Brokers, ","),
+			"mysql", config.RedactDSN(cfg.MySQLDSN))
+		log.Info("started", attrs...)
 	}
 	return a.Wait(ctx)
 }

@@ -213,6 +213,28 @@ func TestNoProcessPrintsASecret(t *testing.T) {
 	f.check(t, "dev's banner", out.String())
 	f.check(t, "dev's logs", errb.String())
 
+	// Each role on its own starts, says where it runs, and stops.
+	for _, role := range []string{"gateway", "worker", "admin"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		out, errb := &syncBuffer{}, &syncBuffer{}
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, []string{role}, env(f.vars), out, errb) }()
+		testenv.Eventually(t, 20*time.Second, func() error {
+			if !strings.Contains(errb.String(), `"msg":"started"`) {
+				return fmt.Errorf("%s has not started: %s", role, errb.String())
+			}
+			return nil
+		})
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("%s exit code %d", role, code)
+		}
+		if !strings.Contains(errb.String(), `:xxxxx@tcp(`) {
+			t.Errorf("%s does not log where MySQL is: %s", role, errb.String())
+		}
+		f.check(t, role+"'s logs", out.String()+errb.String())
+	}
+
 	// Each role's --help with every secret set, and each role refused with
 	// one wrong credential, print no secret either.
 	for _, role := range []string{"dev", "gateway", "worker", "admin", "migrate", "token", "broker"} {
