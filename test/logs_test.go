@@ -89,7 +89,7 @@ func TestRedisOutageDoesNotFloodTheLog(t *testing.T) {
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 10, "shards": 2})
 	proxy.Cut()
 	cut := time.Now()
-	const buys, shoppers = 400, 8
+	const buys, shoppers = 200, 8
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	unavailable := 0
