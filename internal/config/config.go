@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -91,7 +92,8 @@ func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.Flag
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	vals := map[string]*string{}
-	fromEnv := map[string]bool{}
+	from := map[string]string{} // where a value came from, when not the default
+	help := &helpFlag{}
 	for i := range settings {
 		s := &settings[i]
 		if !s.UsedBy(role) {
@@ -99,12 +101,22 @@ func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.Flag
 		}
 		v := s.Default
 		if e := getenv(s.Env); e != "" {
-			v, fromEnv[s.Env] = e, true
+			v, from[s.Env] = e, s.Env
+		}
+		if path := getenv(s.Env + "_FILE"); path != "" && s.Type == Secret {
+			// Docker and Kubernetes secrets, systemd credentials: files.
+			if from[s.Env] != "" {
+				help.errs = append(help.errs, fmt.Errorf("%s_FILE: set, and so is %s: set one of them", s.Env, s.Env))
+			} else if b, err := os.ReadFile(path); err != nil {
+				help.errs = append(help.errs, fmt.Errorf("%s_FILE: %w", s.Env, err))
+			} else {
+				v, from[s.Env] = strings.TrimRight(string(b), "\r\n"), s.Env+"_FILE"
+			}
 		}
 		vals[s.Env] = &v
 		fs.Var(flagValue{s, &v}, s.Flag(), s.Help)
 	}
-	help := &helpFlag{print: func() { printHelp(out, role, fs, vals, fromEnv) }}
+	help.print = func() { printHelp(out, role, fs, vals, from) }
 	fs.Var(help, "help", "print this help")
 	fs.Var(help, "h", "print this help")
 	return fs, vals
@@ -130,9 +142,12 @@ func (f flagValue) Set(v string) error { *f.v = v; return nil }
 func (f flagValue) IsBoolFlag() bool { return f.s != nil && f.s.Type == Bool }
 
 // helpFlag is -h and --help: it notes the request, Parse prints the help.
+// It also carries what FlagSet could not read (a secret's file) for Parse to
+// return.
 type helpFlag struct {
 	asked bool
 	print func()
+	errs  []error
 }
 
 func (h *helpFlag) String() string   { return "" }
@@ -149,6 +164,9 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w (%s --help lists the flags)", err, fs.Name())
+	}
+	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && len(h.errs) > 0 {
+		return errors.Join(h.errs...)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (%s --help lists the flags)", fs.Arg(0), fs.Name())

@@ -35,7 +35,7 @@ mechanism, FLASHGATE_KAFKA_USERNAME and FLASHGATE_KAFKA_PASSWORD; with
 // printHelp writes a role's --help: what it does, then each setting it uses
 // with its type, help, variable, default and current value (a secret only
 // as set or not set), then the command's own flags.
-func printHelp(w io.Writer, role string, fs *flag.FlagSet, vals map[string]*string, fromEnv map[string]bool) {
+func printHelp(w io.Writer, role string, fs *flag.FlagSet, vals map[string]*string, from map[string]string) {
 	fmt.Fprintf(w, "Usage: flashgate %s [flags]\n\n", role)
 	if h := roleHelp[role]; h != "" {
 		fmt.Fprintf(w, "%s\n\n", h)
@@ -66,7 +66,8 @@ func printHelp(w io.Writer, role string, fs *flag.FlagSet, vals map[string]*stri
 		})
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "Settings (each an environment variable and a flag; the flag wins):")
+	fmt.Fprintln(w, "Settings (each an environment variable and a flag; the flag wins; a secret")
+	fmt.Fprintln(w, "may also come from a file named by its variable plus _FILE):")
 	for i := range settings {
 		s := &settings[i]
 		p := vals[s.Env]
@@ -75,9 +76,11 @@ func printHelp(w io.Writer, role string, fs *flag.FlagSet, vals map[string]*stri
 		}
 		fmt.Fprintf(w, "  --%s %s\n        %s\n        %s", s.Flag(), s.Type, s.Help, s.Env)
 		switch {
+		case s.Type == Secret && from[s.Env] == s.Env+"_FILE":
+			fmt.Fprintf(w, ": %s (from %s_FILE)", s.Show(*p), s.Env)
 		case s.Type == Secret:
 			fmt.Fprintf(w, ": %s", s.Show(*p))
-		case fromEnv[s.Env]:
+		case from[s.Env] != "":
 			fmt.Fprintf(w, "=%s", s.Show(*p))
 			if s.Default != "" {
 				fmt.Fprintf(w, " (default %s)", s.Show(s.Default))

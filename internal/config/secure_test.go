@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -207,5 +209,75 @@ func TestMySQLTLS(t *testing.T) {
 	}
 	if err := mysql.Migrate(ctx, dsn+"&timeout=2s"); err == nil {
 		t.Error("a server certificate from another CA was trusted")
+	}
+}
+
+// A secret may come from a file named by FLASHGATE_…_FILE (Docker and
+// Kubernetes secrets, systemd credentials); the file's trailing newline is
+// not part of it, and it still shows only as set.
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	base := map[string]string{
+		"FLASHGATE_KAFKA_BROKERS":  "127.0.0.1:9092",
+		"FLASHGATE_KAFKA_SASL":     "plain",
+		"FLASHGATE_KAFKA_USERNAME": "u",
+	}
+	fields := map[string]func(*config.Config) string{
+		"FLASHGATE_AUTH_SECRET":        func(c *config.Config) string { return c.AuthSecret },
+		"FLASHGATE_ADMIN_TOKEN":        func(c *config.Config) string { return c.AdminToken },
+		"FLASHGATE_REDIS_PASSWORD":     func(c *config.Config) string { return c.RedisPassword },
+		"FLASHGATE_KAFKA_PASSWORD":     func(c *config.Config) string { return c.KafkaPassword },
+		"FLASHGATE_ALIPAY_PRIVATE_KEY": func(c *config.Config) string { return c.AlipayPrivateKey },
+	}
+	for _, s := range config.Settings() {
+		if s.Type != config.Secret {
+			continue
+		}
+		field := fields[s.Env]
+		if field == nil {
+			t.Fatalf("no field for %s in this test", s.Env)
+		}
+		v := secretValue(s.Env)
+		path := dir + "/" + s.Env
+		if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, role := range []string{config.RoleDev, config.RoleGateway, config.RoleAdmin, config.RoleWorker} {
+			if !s.UsedBy(role) {
+				continue
+			}
+			vars := map[string]string{s.Env + "_FILE": path,
+				"FLASHGATE_AUTH_SECRET": secretValue("FLASHGATE_AUTH_SECRET"), "FLASHGATE_ADMIN_TOKEN": secretValue("FLASHGATE_ADMIN_TOKEN"),
+				"FLASHGATE_KAFKA_PASSWORD": "k"}
+			delete(vars, s.Env)
+			if s.Env == "FLASHGATE_ALIPAY_PRIVATE_KEY" {
+				vars["FLASHGATE_ALIPAY_GATEWAY"], vars["FLASHGATE_ALIPAY_APP_ID"], vars["FLASHGATE_ALIPAY_PUBLIC_KEY"] = "https://alipay.example/gateway.do", "1", "k"
+			}
+			for k, v := range base {
+				vars[k] = v
+			}
+			getenv := func(k string) string { return vars[k] }
+			c, _, err := config.Load(role, nil, getenv, io.Discard)
+			if err != nil {
+				t.Fatalf("%s with %s_FILE: %v", role, s.Env, err)
+			}
+			if got := field(c); got != v {
+				t.Errorf("%s: %s from its file is %q", role, s.Env, got)
+			}
+			if out := help(t, role, getenv); strings.Contains(out, v) || !strings.Contains(out, s.Env+": set (from "+s.Env+"_FILE)") {
+				t.Errorf("%s --help with %s_FILE:\n%s", role, s.Env, out)
+			}
+			// Both ways at once is ambiguous; a file that cannot be
+			// read is an error naming the variable.
+			vars[s.Env] = "another-value-of-enough-length-0123456789"
+			if _, _, err := config.Load(role, nil, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), s.Env+"_FILE") {
+				t.Errorf("%s with %s and %s_FILE: %v", role, s.Env, s.Env, err)
+			}
+			delete(vars, s.Env)
+			vars[s.Env+"_FILE"] = dir + "/missing"
+			if _, _, err := config.Load(role, nil, getenv, io.Discard); err == nil || !strings.Contains(err.Error(), s.Env+"_FILE") {
+				t.Errorf("%s with a missing %s_FILE: %v", role, s.Env, err)
+			}
+		}
 	}
 }
