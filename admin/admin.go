@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/logging"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
 	"github.com/flashgate/flashgate/sale"
@@ -40,6 +41,10 @@ type Server struct {
 	ops   *sale.Ops
 
 	metrics http.Handler
+
+	// AccessLog, when set before Serve, gets a line per request
+	// (FLASHGATE_ACCESS_LOG).
+	AccessLog *slog.Logger
 }
 
 // New returns the admin API. reg is served on /metrics.
@@ -101,8 +106,12 @@ func (s *Server) authorized(r *http.Request) bool {
 
 // Serve answers on ln until ctx is done, then drains.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var h http.Handler = s
+	if s.AccessLog != nil {
+		h = logging.AccessHTTP(s.AccessLog, s)
+	}
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      120 * time.Second, // pprof profiles take 30s
@@ -126,9 +135,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Not sctx: the scheduler reads that until it has stopped.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := srv.Shutdown(sctx)
+	err := srv.Shutdown(shutdownCtx)
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}

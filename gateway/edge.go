@@ -241,7 +241,7 @@ func (g *Gateway) buyPath(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code 
 	}
 	it, err := g.store.Items().Get(g.ioContext(), id, now)
 	if err != nil {
-		g.log.Warn("read item state", "item", id, "err", err)
+		g.warn("read item state", "item", id, "err", err)
 		return reject(ctx, flashgate.Unavailable)
 	}
 	switch {

@@ -23,6 +23,7 @@ import (
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/auth"
 	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/logging"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
 )
@@ -57,6 +58,13 @@ type Config struct {
 	// MaxConnsPerIP caps the connections one peer address holds open; 0: no
 	// cap. Behind a proxy every client shares its address.
 	MaxConnsPerIP int
+	// AccessLog logs a line per request (FLASHGATE_ACCESS_LOG); off, the
+	// handler is not wrapped at all.
+	AccessLog bool
+	// WarnEvery is how often a warning that every request repeats during
+	// a dependency outage is logged, as a count, after its first line;
+	// default 10s.
+	WarnEvery time.Duration
 }
 
 // Gateway is the public HTTP server.
@@ -99,6 +107,10 @@ type Gateway struct {
 	// Extra routes mounted by other packages (payments); checked after the
 	// built-in ones.
 	routes []route
+
+	// warns holds a rate-limited logger per warning that a dependency
+	// outage repeats for every request (see warn).
+	warns map[string]*logging.Limited
 }
 
 type route struct {
@@ -119,12 +131,17 @@ func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer,
 	g.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	g.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	g.guard, g.err = newGuard(cfg, store, log, reg)
+	g.warns = newWarns(log, cfg.WarnEvery)
+	handler := g.handle
+	if cfg.AccessLog {
+		handler = logging.AccessFastHTTP(log, g.handle)
+	}
 	// Limits against slow and greedy clients (docs/edge.md): ReadTimeout
 	// bounds the whole request, headers included, so a client dribbling
 	// its headers is cut off after it; headers must fit ReadBufferSize
 	// (else 431). Hijacked connections (WebSockets) are exempt.
 	g.server = &fasthttp.Server{
-		Handler:                      g.handle,
+		Handler:                      handler,
 		ErrorHandler:                 requestError,
 		Name:                         "flashgate",
 		ReadTimeout:                  5 * time.Second,
@@ -182,6 +199,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() {
 		g.stop()
 		edgeWork.Wait()
+		g.flushWarns()
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- g.server.Serve(ln) }()
@@ -333,7 +351,7 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	}
 	it, err := g.store.Items().Get(g.ioContext(), id, now)
 	if err != nil {
-		g.log.Warn("read item state", "item", id, "err", err)
+		g.warn("read item state", "item", id, "err", err)
 		return reject(ctx, flashgate.Unavailable)
 	}
 	if it.Missing {
@@ -374,7 +392,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	// response is written over the pooled one.
 	res, err := g.store.Buy(g.ioContext(), it, &r, make([]byte, 0, 96))
 	if err != nil {
-		g.log.Warn("reserve", "item", it.ID, "err", err)
+		g.warn("reserve", "item", it.ID, "err", err)
 		return reject(ctx, flashgate.Unavailable)
 	}
 	switch res.Outcome {
@@ -418,7 +436,7 @@ func (g *Gateway) item(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 func (g *Gateway) itemView(ctx context.Context, id int64, now time.Time) (*itemJSON, error) {
 	it, err := g.store.Items().Get(ctx, id, now)
 	if err != nil {
-		g.log.Warn("read item", "item", id, "err", err)
+		g.warn("read item", "item", id, "err", err)
 		return nil, flashgate.Errorf(flashgate.Unavailable, "item state unavailable")
 	}
 	if it.Missing {
@@ -426,7 +444,7 @@ func (g *Gateway) itemView(ctx context.Context, id int64, now time.Time) (*itemJ
 	}
 	left, err := g.store.Remaining(ctx, it, now)
 	if err != nil {
-		g.log.Warn("read remaining", "item", id, "err", err)
+		g.warn("read remaining", "item", id, "err", err)
 		return nil, flashgate.Errorf(flashgate.Unavailable, "item state unavailable")
 	}
 	return &itemJSON{ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: it.Price,
@@ -442,7 +460,7 @@ func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
 	if g.activities.body == nil || now.Sub(g.activities.at) >= time.Second {
 		acts, err := g.db.OpenActivities(g.ioContext(), now)
 		if err != nil {
-			g.log.Warn("list activities", "err", err)
+			g.warn("list activities", "err", err)
 			return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "activities unavailable"))
 		}
 		type activityJSON struct {
@@ -498,7 +516,7 @@ func (g *Gateway) Order(ctx context.Context, user int64, id string) (*flashgate.
 	}
 	o, err := g.db.Order(ctx, id)
 	if err != nil {
-		g.log.Warn("read order", "err", err)
+		g.warn("read order", "err", err)
 		return nil, flashgate.Errorf(flashgate.Unavailable, "orders unavailable")
 	}
 	if o != nil {

@@ -61,6 +61,10 @@ func roundTrip(t *testing.T, addr, topic string, sec kafka.Security, n int) {
 	if err := kafka.Ping(ctx, sec, []string{addr}); err != nil {
 		t.Fatalf("ping: %v", err)
 	}
+	// The topic is there already; asking again is what every role does.
+	if err := kafka.EnsureTopic(ctx, sec, []string{addr}, topic, 8); err != nil {
+		t.Fatalf("ensure topic: %v", err)
+	}
 	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: []string{addr}, Topic: topic, Security: sec})
 	if err := p.Write(ctx, kafka.Message{Key: []byte("k"), Value: []byte("first")}); err != nil {
 		t.Fatalf("produce: %v", err)

@@ -12,7 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,20 +85,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 1
 }
 
-// load parses the settings of role; a bad one is reported as one line.
-func load(role string, args []string, getenv func(string) string, stderr io.Writer) (*config.Config, error) {
-	cfg, _, err := config.Load(role, args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, err
-	}
-	return cfg, nil
+// load parses the settings of role; a bad one is reported as one line, and
+// --help goes to stdout.
+func load(role string, args []string, getenv func(string) string, stdout io.Writer) (*config.Config, error) {
+	cfg, _, err := config.Load(role, args, getenv, stdout)
+	return cfg, err
 }
 
 func serve(ctx context.Context, role string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := load(role, args, getenv, stderr)
+	cfg, err := load(role, args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -110,7 +105,17 @@ func serve(ctx context.Context, role string, args []string, getenv func(string) 
 	if role == config.RoleDev {
 		printDev(stdout, a)
 	} else {
-		log.Info("started", "role", role, "http", a.HTTPAddr, "admin", a.AdminAddr)
+		// The listeners this role has, and where its dependencies are
+		// (never a credential: the DSN goes without its password).
+		attrs := []any{"role", role}
+		for _, kv := range [][2]string{{"http", a.HTTPAddr}, {"admin", a.AdminAddr}, {"metrics", a.WorkerAddr}} {
+			if kv[1] != "" {
+				attrs = append(attrs, kv[0], kv[1])
+			}
+		}
+		attrs = append(attrs, "redis", strings.Join(cfg.RedisAddrs, ","), "kafka", strings.Join(a.Brokers, ","),
+			"mysql", config.RedactDSN(cfg.MySQLDSN))
+		log.Info("started", attrs...)
 	}
 	return a.Wait(ctx)
 }
@@ -146,7 +151,7 @@ func printDev(w io.Writer, a *app.App) {
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := load(config.RoleMigrate, args, getenv, stderr)
+	cfg, err := load(config.RoleMigrate, args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -158,21 +163,18 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func token(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs, vals := config.FlagSet(config.RoleToken, getenv, stderr)
-	user := fs.String("user", "", "user id (a positive integer)")
+	fs, vals := config.FlagSet(config.RoleToken, getenv, stdout)
+	user := fs.Int64("user", 0, "user id (a positive integer)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	id, err := strconv.ParseInt(*user, 10, 64)
-	if err != nil || id <= 0 {
-		return fmt.Errorf("--user: must be a positive integer, got %q", *user)
+	id := *user
+	if id <= 0 {
+		return fmt.Errorf("--user: must be a positive integer, got %d", id)
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("--ttl: must be positive")
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	secret := *vals["FLASHGATE_AUTH_SECRET"]
 	if secret == "" {
@@ -189,15 +191,12 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 // done: the topic flashgate needs is created with the partitions the other
 // roles expect, from the same settings they read.
 func broker(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs, vals := config.FlagSet(config.RoleBroker, getenv, stderr)
+	fs, vals := config.FlagSet(config.RoleBroker, getenv, stdout)
 	addr := fs.String("addr", "127.0.0.1:9092", "listen address (`host:port`)")
 	certFile := fs.String("tls-cert", "", "PEM certificate (chain) `file`: serve TLS only, with --tls-key")
 	keyFile := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg, err := config.FromValues(config.RoleBroker, vals)
 	if err != nil {

@@ -90,6 +90,24 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s --help: exit %d", cmd, code)
 		}
 	}
+	for _, cmd := range []string{"gateway", "token", "broker"} {
+		for _, h := range []string{"-h", "--help", "-help"} {
+			code, out, stderr := runCmd(t, []string{cmd, h}, nil)
+			if code != 0 || !strings.Contains(out, "Usage: flashgate "+cmd) || stderr != "" {
+				t.Errorf("%s %s: exit %d, stdout %d bytes, stderr %q", cmd, h, code, len(out), stderr)
+			}
+		}
+		// A flag the command does not have is one line, not the help.
+		code, out, stderr := runCmd(t, []string{cmd, "--no-such-flag"}, nil)
+		if code == 0 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "no-such-flag") {
+			t.Errorf("%s --no-such-flag: exit %d, stdout %q, stderr %q", cmd, code, out, stderr)
+		}
+	}
+	// A setting the role does not use is no flag of it: the gateway has
+	// no admin token.
+	if code, _, stderr := runCmd(t, []string{"gateway", "--admin-token", "x"}, nil); code == 0 || !strings.Contains(stderr, "admin-token") {
+		t.Errorf("gateway --admin-token: exit %d, %q", code, stderr)
+	}
 	if code, out, _ := runCmd(t, []string{"--help"}, nil); code != 0 || !strings.Contains(out, "Commands:") {
 		t.Errorf("--help: %d %q", code, out)
 	}

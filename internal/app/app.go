@@ -48,7 +48,7 @@ type App struct {
 	Gateway  *gateway.Gateway
 	Admin    *admin.Server
 	Worker   *worker.Worker
-	Signer   *auth.Signer
+	Signer   *auth.Signer // nil in roles without FLASHGATE_AUTH_SECRET
 	Payment  *payment.Service
 
 	// Paysim is dev's Alipay sandbox, on PaysimAddr, when it runs.
@@ -162,7 +162,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	if err := kafka.EnsureTopic(kctx, ksec, a.Brokers, cfg.KafkaTopic, cfg.KafkaPartitions); err != nil {
 		return nil, err
 	}
-	a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+	if cfg.AuthSecret != "" {
+		// Only the roles that use the secret have one (config); the others
+		// get no signer rather than one keyed with nothing.
+		a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+	}
 	if err := a.newPayments(cfg, log); err != nil {
 		return nil, err
 	}
@@ -203,11 +207,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			UserRate:    cfg.UserRate, IPRate: cfg.IPRate, TrustedProxies: cfg.TrustedProxies,
 			AutobanAfter: cfg.AutobanAfter, AutobanWindow: cfg.AutobanWindow, AutobanFor: cfg.AutobanFor,
 			PathSecret: []byte(cfg.AuthSecret), MaxConnsPerIP: cfg.MaxConnsPerIP,
+			AccessLog: cfg.AccessLog, WarnEvery: cfg.LogRepeatEvery,
 		}, a.Store, a.DB, a.Producer, a.Signer, log, reg)
 		a.Payment.MountGateway(a.Gateway, a.Signer)
 	}
 	if a.serves(config.RoleAdmin) {
 		a.Admin = admin.New(a.DB, a.Store, cfg.AdminToken, log, reg)
+		if cfg.AccessLog {
+			a.Admin.AccessLog = log
+		}
 		a.Payment.MountAdmin(a.Admin)
 	}
 

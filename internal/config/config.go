@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -36,6 +37,9 @@ type Config struct {
 	LogLevel     slog.Level
 	LogFormat    string // LogText or LogJSON
 	AccessLog    bool
+	// LogRepeatEvery is how often a warning repeated by every request is
+	// logged, as a count, after its first line.
+	LogRepeatEvery time.Duration
 
 	// Secured dependencies (contract §13). A nil TLS config means plaintext.
 	RedisUsername string
@@ -77,14 +81,19 @@ type Config struct {
 // FlagSet returns a flag set for role with a flag per setting the role uses,
 // whose values start from getenv or the default; vals holds the raw values by
 // variable name after parsing. Commands with flags of their own add them
-// before parsing. --help prints what the role does and every setting with
-// its type, variable, default and current value, a secret as "set" or "not
-// set".
+// before calling Parse. -h or --help prints to out what the role does and
+// every setting with its type, variable, default and current value, a secret
+// as "set" or "not set".
 func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.FlagSet, map[string]*string) {
 	fs := flag.NewFlagSet("flashgate "+role, flag.ContinueOnError)
-	fs.SetOutput(out)
+	// The flag package would print an error followed by the whole help;
+	// Parse returns the error as one line instead, and prints the help
+	// only when asked.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	vals := map[string]*string{}
-	fromEnv := map[string]bool{}
+	from := map[string]string{} // where a value came from, when not the default
+	help := &helpFlag{}
 	for i := range settings {
 		s := &settings[i]
 		if !s.UsedBy(role) {
@@ -92,12 +101,24 @@ func FlagSet(role string, getenv func(string) string, out io.Writer) (*flag.Flag
 		}
 		v := s.Default
 		if e := getenv(s.Env); e != "" {
-			v, fromEnv[s.Env] = e, true
+			v, from[s.Env] = e, s.Env
+		}
+		if path := getenv(s.Env + "_FILE"); path != "" && s.Type == Secret {
+			// Docker and Kubernetes secrets, systemd credentials: files.
+			if from[s.Env] != "" {
+				help.errs = append(help.errs, fmt.Errorf("%s_FILE: set, and so is %s: set one of them", s.Env, s.Env))
+			} else if b, err := os.ReadFile(path); err != nil {
+				help.errs = append(help.errs, fmt.Errorf("%s_FILE: %w", s.Env, err))
+			} else {
+				v, from[s.Env] = strings.TrimRight(string(b), "\r\n"), s.Env+"_FILE"
+			}
 		}
 		vals[s.Env] = &v
 		fs.Var(flagValue{s, &v}, s.Flag(), s.Help)
 	}
-	fs.Usage = func() { printHelp(out, role, fs, vals, fromEnv) }
+	help.print = func() { printHelp(out, role, fs, vals, from) }
+	fs.Var(help, "help", "print this help")
+	fs.Var(help, "h", "print this help")
 	return fs, vals
 }
 
@@ -120,15 +141,46 @@ func (f flagValue) Set(v string) error { *f.v = v; return nil }
 // IsBoolFlag lets a bool setting be given as a bare --flag.
 func (f flagValue) IsBoolFlag() bool { return f.s != nil && f.s.Type == Bool }
 
-// Load parses args (after the subcommand) for role with defaults from getenv,
-// and validates the result. The error names the setting at fault.
-func Load(role string, args []string, getenv func(string) string, out io.Writer) (*Config, *flag.FlagSet, error) {
-	fs, vals := FlagSet(role, getenv, out)
-	if err := fs.Parse(args); err != nil {
-		return nil, fs, err
+// helpFlag is -h and --help: it notes the request, Parse prints the help.
+// It also carries what FlagSet could not read (a secret's file) for Parse to
+// return.
+type helpFlag struct {
+	asked bool
+	print func()
+	errs  []error
+}
+
+func (h *helpFlag) String() string   { return "" }
+func (h *helpFlag) IsBoolFlag() bool { return true }
+func (h *helpFlag) Set(string) error { h.asked = true; return nil }
+
+// Parse parses args with a flag set of FlagSet. On -h or --help it prints the
+// role's help and returns flag.ErrHelp; a bad flag is one line of error.
+func Parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && h.asked {
+		h.print()
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return fmt.Errorf("%w (%s --help lists the flags)", err, fs.Name())
+	}
+	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && len(h.errs) > 0 {
+		return errors.Join(h.errs...)
 	}
 	if fs.NArg() > 0 {
-		return nil, fs, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q (%s --help lists the flags)", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// Load parses args (after the subcommand) for role with defaults from getenv,
+// and validates the result. The error names the setting at fault. --help
+// goes to out.
+func Load(role string, args []string, getenv func(string) string, out io.Writer) (*Config, *flag.FlagSet, error) {
+	fs, vals := FlagSet(role, getenv, out)
+	if err := Parse(fs, args); err != nil {
+		return nil, fs, err
 	}
 	c, err := FromValues(role, vals)
 	return c, fs, err
@@ -171,7 +223,11 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 
 	c.MySQLDSN = r.str("FLASHGATE_MYSQL_DSN")
 	c.MySQLTLS = r.mysqlTLS("FLASHGATE_MYSQL_TLS_CA")
-	if dsn, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
+	if c.MySQLTLS == nil && dsnWantsTLS(c.MySQLDSN, MySQLTLSName) {
+		// Said before the driver would, with a better hint than "unknown
+		// TLS config", and whatever an earlier registration left behind.
+		r.bad("FLASHGATE_MYSQL_DSN", "tls=%s needs FLASHGATE_MYSQL_TLS_CA", MySQLTLSName)
+	} else if dsn, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
 		r.bad("FLASHGATE_MYSQL_DSN", "%s", scrubDSNError(err, c.MySQLDSN))
 	} else if dsn.DBName == "" {
 		r.bad("FLASHGATE_MYSQL_DSN", "names no database")
@@ -243,6 +299,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 		r.bad("FLASHGATE_LOG_FORMAT", "%q is not text or json", c.LogFormat)
 	}
 	c.AccessLog = r.bool("FLASHGATE_ACCESS_LOG")
+	c.LogRepeatEvery = r.duration("FLASHGATE_LOG_REPEAT_EVERY")
 
 	c.OrderTTL = r.duration("FLASHGATE_ORDER_TTL")
 	c.PublicURL = strings.TrimRight(r.str("FLASHGATE_PUBLIC_URL"), "/")

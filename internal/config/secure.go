@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -116,4 +117,14 @@ func scrubDSNError(err error, dsn string) string {
 		msg = strings.ReplaceAll(msg, dsn[i:j], "xxxxx")
 	}
 	return msg
+}
+
+// dsnWantsTLS reports whether a DSN's parameters say tls=name.
+func dsnWantsTLS(dsn, name string) bool {
+	i := strings.LastIndex(dsn, "?")
+	if i < 0 {
+		return false
+	}
+	q, err := url.ParseQuery(dsn[i+1:])
+	return err == nil && q.Get("tls") == name
 }

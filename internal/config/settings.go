@@ -173,6 +173,7 @@ var settings = []Setting{
 
 	{Env: "FLASHGATE_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error", Roles: all},
 	{Env: "FLASHGATE_LOG_FORMAT", Default: "text", Help: "text (key=value lines) or json (one object a line)", Roles: all},
+	{Env: "FLASHGATE_LOG_REPEAT_EVERY", Type: Duration, Default: "10s", Help: "a warning every request repeats (a dependency outage) is logged once, then as a count this often", Roles: front, Min: float64(10 * time.Millisecond), Max: maxDuration},
 	{Env: "FLASHGATE_ACCESS_LOG", Type: Bool, Default: "false", Help: "log every HTTP request at info (method, path, status, duration, client)", Roles: "dev gateway admin"},
 
 	{Env: "FLASHGATE_ORDER_TTL", Type: Duration, Default: "15m", Help: "an unpaid order is cancelled this long after creation", Roles: services, Min: float64(time.Second), Max: maxDuration},
