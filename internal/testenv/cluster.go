@@ -316,3 +316,95 @@ func waitPing(addr string, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Owner returns the address and node id of the master that serves slot, as
+// the node at Addrs[0] sees it.
+func (c *Cluster) Owner(slot int) (addr, id string, err error) {
+	out, err := c.CLI(c.Addrs[0], "cluster", "nodes")
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.Contains(f[2], "master") {
+			continue
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") { // a slot in migration, not a range
+				continue
+			}
+			lo, hi, isRange := strings.Cut(r, "-")
+			if !isRange {
+				hi = lo
+			}
+			l, err1 := strconv.Atoi(lo)
+			h, err2 := strconv.Atoi(hi)
+			if err1 == nil && err2 == nil && l <= slot && slot <= h {
+				addr, _, _ = strings.Cut(f[1], "@")
+				return addr, f[0], nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("no master serves slot %d", slot)
+}
+
+// BeginMigration marks slot as migrating from the master at from to the
+// master at to, as the first step of a reshard does: from then on clients
+// are sent between the two with ASK, or told TRYAGAIN.
+func (c *Cluster) BeginMigration(slot int, from, to string) error {
+	fromID, err := c.NodeID(from)
+	if err != nil {
+		return err
+	}
+	toID, err := c.NodeID(to)
+	if err != nil {
+		return err
+	}
+	s := strconv.Itoa(slot)
+	if _, err := c.CLI(to, "cluster", "setslot", s, "importing", fromID); err != nil {
+		return err
+	}
+	_, err = c.CLI(from, "cluster", "setslot", s, "migrating", toID)
+	return err
+}
+
+// MoveKeys migrates every key of slot from one master to the other (the
+// slot must be migrating), as a reshard does between its two steps.
+func (c *Cluster) MoveKeys(slot int, from, to string) error {
+	host, port, err := net.SplitHostPort(to)
+	if err != nil {
+		return err
+	}
+	for {
+		out, err := c.CLI(from, "cluster", "getkeysinslot", strconv.Itoa(slot), "100")
+		if err != nil {
+			return err
+		}
+		keys := strings.Fields(out)
+		if len(keys) == 0 {
+			return nil
+		}
+		args := append([]string{"migrate", host, port, "", "0", "5000", "keys"}, keys...)
+		if out, err := c.CLI(from, args...); err != nil || !strings.Contains(out, "OK") {
+			return fmt.Errorf("migrate %v: %v %s", keys, err, out)
+		}
+	}
+}
+
+// EndMigration gives slot to the master at to on every node, the last step
+// of a reshard: clients are sent there with MOVED from then on.
+func (c *Cluster) EndMigration(slot int, to string) error {
+	toID, err := c.NodeID(to)
+	if err != nil {
+		return err
+	}
+	// The new owner first, so that no node points to a master that does
+	// not know yet that it owns the slot.
+	nodes := append([]string{to}, slices.DeleteFunc(slices.Clone(c.Addrs), func(a string) bool { return a == to })...)
+	for _, a := range nodes {
+		if _, err := c.CLI(a, "cluster", "setslot", strconv.Itoa(slot), "node", toID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
