@@ -30,10 +30,16 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 	waitFor(t, time.Second, "ban applied", func() bool { return cache.UserBanned(42, time.Now()) })
 	banner := edge.NewAutoBanner(10, time.Minute, time.Hour, store, nil)
 	addr := netip.MustParseAddr("203.0.113.9")
+	addr6 := netip.MustParseAddr("2001:db8::1")
+	mustBan(t, store, edge.Ban{IP: "2001:db8::/64"})
+	waitFor(t, time.Second, "IPv6 ban applied", func() bool { return cache.IPBanned(addr6, time.Now()) })
 
 	for name, f := range map[string]func(){
 		"Limiter.Allow (reject)":     func() { limiter.Allow(1, now) },
 		"HashAddr":                   func() { edge.HashAddr(addr) },
+		"HashAddr (IPv6)":            func() { edge.HashAddr(addr6) },
+		"ClientNet (IPv6)":           func() { edge.ClientNet(addr6) },
+		"BanCache.IPBanned (IPv6)":   func() { cache.IPBanned(addr6, now) },
 		"IPResolver.ClientIP":        func() { resolver.ClientIP(proxy, xff) },
 		"PathSigner.Verify (valid)":  func() { signer.Verify(token, 42, 7, now) },
 		"PathSigner.Verify (forged)": func() { signer.Verify(token, 43, 7, now) },

@@ -203,13 +203,18 @@ const (
 )
 
 // HashIP returns the limiter key of an IP address given as 4 or 16 bytes
-// (a net.IP). An IPv4 address hashes the same in both forms. It is 64-bit
-// FNV-1a: distinct addresses may collide and then share one bucket, which at
-// worst rate-limits two clients together, about once in 2^64 pairs; nothing
-// about a ban or a token depends on it. Other lengths are hashed as given.
+// (a net.IP). An IPv4 address hashes the same in both forms. An IPv6
+// address is keyed by its /64 (see [ClientNet]): only its first 8 bytes are
+// hashed. It is 64-bit FNV-1a: distinct keys may collide and then share one
+// bucket, which at worst rate-limits two clients together, about once in
+// 2^64 pairs; nothing about a ban or a token depends on it. Other lengths
+// are hashed as given.
 func HashIP(ip []byte) uint64 {
-	if len(ip) == 16 && isV4Mapped(ip) {
+	switch {
+	case len(ip) == 16 && isV4Mapped(ip):
 		ip = ip[12:]
+	case len(ip) == 16:
+		ip = ip[:8]
 	}
 	h := uint64(fnvOffset64)
 	for _, c := range ip {
@@ -229,6 +234,22 @@ func HashAddr(addr netip.Addr) uint64 {
 	}
 	b := addr.As16()
 	return HashIP(b[:])
+}
+
+// ClientNet returns what one client is limited and banned by: an IPv4
+// address itself, and for IPv6 the /64 network the address is in, as its
+// first address (2001:db8:0:1::/64 for 2001:db8:0:1:a:b:c:d). An IPv6
+// subscriber is normally handed a whole /64 (or more), and every host of it
+// picks addresses at will: keyed by the full address, one shopper would
+// have 2^64 buckets and could walk around any ban. An IPv4-mapped address
+// is its IPv4 address; a zone is dropped. It allocates nothing.
+func ClientNet(addr netip.Addr) netip.Addr {
+	addr = canonAddr(addr)
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
 }
 
 // isV4Mapped reports whether a 16-byte address is an IPv4-mapped IPv6

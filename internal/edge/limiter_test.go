@@ -181,6 +181,48 @@ func TestHashIP(t *testing.T) {
 	if edge.HashAddr(v6) != edge.HashIP(net.ParseIP("2001:db8::1")) {
 		t.Error("HashIP and HashAddr differ for IPv6")
 	}
+	// One IPv6 client is its /64.
+	if edge.HashAddr(v6) != edge.HashAddr(netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff")) {
+		t.Error("two addresses of one /64 have different keys")
+	}
+	if edge.HashAddr(v6) == edge.HashAddr(netip.MustParseAddr("2001:db8:0:1::1")) {
+		t.Error("neighbouring /64s collide")
+	}
+	if edge.HashAddr(v6) != edge.HashAddr(netip.MustParseAddr("2001:db8::")) {
+		t.Error("an address and its /64's first address have different keys")
+	}
+}
+
+func TestClientNet(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.9":                      "203.0.113.9",
+		"::ffff:203.0.113.9":               "203.0.113.9",
+		"2001:db8:1:2:3:4:5:6":             "2001:db8:1:2::",
+		"2001:db8:1:2::":                   "2001:db8:1:2::",
+		"fe80::1:2%eth0":                   "fe80::",
+		"::1":                              "::",
+		"2001:db8:ffff:ffff:ffff:ffff::ff": "2001:db8:ffff:ffff::",
+	} {
+		if got := edge.ClientNet(netip.MustParseAddr(in)).String(); got != want {
+			t.Errorf("ClientNet(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// An IPv6 shopper who hops between the addresses of their /64 still has
+// one bucket; the next /64 has its own.
+func TestLimiterKeysIPv6ByNetwork(t *testing.T) {
+	l := edge.NewLimiter(2, 0)
+	now := time.Now()
+	for i, ip := range []string{"2001:db8::1", "2001:db8::2", "2001:db8::3"} {
+		ok, _ := l.Allow(edge.HashAddr(netip.MustParseAddr(ip)), now)
+		if want := i < 2; ok != want {
+			t.Fatalf("request %d from %s: allowed %v, want %v", i, ip, ok, want)
+		}
+	}
+	if ok, _ := l.Allow(edge.HashAddr(netip.MustParseAddr("2001:db8:0:1::1")), now); !ok {
+		t.Fatal("the next /64 shares the bucket")
+	}
 }
 
 func BenchmarkLimiterAllow(b *testing.B) {

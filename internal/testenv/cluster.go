@@ -317,18 +317,27 @@ func waitPing(addr string, timeout time.Duration) error {
 	}
 }
 
-// Owner returns the address and node id of the master that serves slot, as
-// the node at Addrs[0] sees it.
-func (c *Cluster) Owner(slot int) (addr, id string, err error) {
+// master is one master of the cluster as CLUSTER NODES lists it.
+type master struct {
+	addr, id string
+	ranges   [][2]int // slots served, inclusive ranges
+}
+
+// masters lists the masters and their slots as the node at Addrs[0] sees
+// them.
+func (c *Cluster) masters() ([]master, error) {
 	out, err := c.CLI(c.Addrs[0], "cluster", "nodes")
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
+	var ms []master
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 8 || !strings.Contains(f[2], "master") {
 			continue
 		}
+		m := master{id: f[0]}
+		m.addr, _, _ = strings.Cut(f[1], "@")
 		for _, r := range f[8:] {
 			if strings.HasPrefix(r, "[") { // a slot in migration, not a range
 				continue
@@ -339,13 +348,51 @@ func (c *Cluster) Owner(slot int) (addr, id string, err error) {
 			}
 			l, err1 := strconv.Atoi(lo)
 			h, err2 := strconv.Atoi(hi)
-			if err1 == nil && err2 == nil && l <= slot && slot <= h {
-				addr, _, _ = strings.Cut(f[1], "@")
-				return addr, f[0], nil
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("cluster nodes: slots %q", r)
+			}
+			m.ranges = append(m.ranges, [2]int{l, h})
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// Owner returns the address and node id of the master that serves slot.
+func (c *Cluster) Owner(slot int) (addr, id string, err error) {
+	ms, err := c.masters()
+	if err != nil {
+		return "", "", err
+	}
+	for _, m := range ms {
+		for _, r := range m.ranges {
+			if r[0] <= slot && slot <= r[1] {
+				return m.addr, m.id, nil
 			}
 		}
 	}
 	return "", "", fmt.Errorf("no master serves slot %d", slot)
+}
+
+// Slots returns the slots that the master at addr serves, in order.
+func (c *Cluster) Slots(addr string) ([]int, error) {
+	ms, err := c.masters()
+	if err != nil {
+		return nil, err
+	}
+	var slots []int
+	for _, m := range ms {
+		if m.addr != addr {
+			continue
+		}
+		for _, r := range m.ranges {
+			for s := r[0]; s <= r[1]; s++ {
+				slots = append(slots, s)
+			}
+		}
+	}
+	slices.Sort(slots)
+	return slots, nil
 }
 
 // BeginMigration marks slot as migrating from the master at from to the

@@ -64,4 +64,3 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
