@@ -260,3 +260,53 @@ func BenchmarkHashAddr(b *testing.B) {
 		edge.HashAddr(addr)
 	}
 }
+
+// A limiter of a fleet of n enforces 1/n of the rate and of the burst, and
+// an existing bucket follows a change of the fleet on its next use.
+func TestLimiterFleetShare(t *testing.T) {
+	l := edge.NewLimiter(6, 0)
+	l.SetFleet(3)
+	if l.Fleet() != 3 {
+		t.Fatalf("Fleet() = %d", l.Fleet())
+	}
+	now := time.Now()
+	allowed := func(at time.Time, n int) int {
+		got := 0
+		for range n {
+			if ok, _ := l.Allow(1, at); ok {
+				got++
+			}
+		}
+		return got
+	}
+	if got := allowed(now, 10); got != 2 {
+		t.Fatalf("burst of a third of 6: %d", got)
+	}
+	_, wait := l.Allow(1, now)
+	if wait != time.Second { // 2 tokens a second: the next one in half a second, rounded up
+		t.Fatalf("Retry-After %v", wait)
+	}
+	if got := allowed(now.Add(time.Second), 10); got != 2 {
+		t.Fatalf("a second at a third of 6/s: %d", got)
+	}
+	l.SetFleet(1) // the others left: this bucket now fills at 6/s up to 6
+	if got := allowed(now.Add(3*time.Second), 10); got != 2 {
+		t.Fatalf("the tokens held when the fleet shrank: %d, want no windfall", got)
+	}
+	if got := allowed(now.Add(4*time.Second), 10); got != 6 {
+		t.Fatalf("a second after the fleet shrank to one: %d", got)
+	}
+	l.SetFleet(100) // more gateways than the burst: each still lets one through
+	if got := allowed(now.Add(60*time.Second), 10); got != 1 {
+		t.Fatalf("in a fleet of 100: %d", got)
+	}
+	l.SetFleet(0)
+	if l.Fleet() != 1 {
+		t.Fatalf("a fleet of 0 is one: %d", l.Fleet())
+	}
+	var off *edge.Limiter
+	off.SetFleet(3) // a nil limiter allows everything, whatever the fleet
+	if ok, _ := off.Allow(1, now); !ok || off.Fleet() != 1 {
+		t.Fatal("nil limiter")
+	}
+}

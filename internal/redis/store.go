@@ -14,6 +14,7 @@
 //	<prefix>:item:42          item metadata (JSON), cached by every gateway
 //	<prefix>:item:42:so       "1" while the item is sold out, cached likewise
 //	<prefix>:items            ids of published items
+//	<prefix>:gateways         gateway id -> ms of its last heartbeat
 package redis
 
 import (
@@ -41,7 +42,7 @@ type Store struct {
 	keys   keyCache
 
 	reserve, take, credit, release, preload, settle *rueidis.Lua
-	withdraw, count                                 *rueidis.Lua
+	withdraw, count, heartbeat                      *rueidis.Lua
 }
 
 // Options configure Open.
@@ -76,16 +77,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.ConnTimeout = 2 * time.Second
 	}
 	s := &Store{
-		prefix:   o.Prefix,
-		log:      o.Logger,
-		reserve:  rueidis.NewLuaScript(lua.Reserve),
-		take:     rueidis.NewLuaScript(lua.Take),
-		credit:   rueidis.NewLuaScript(lua.Credit),
-		release:  rueidis.NewLuaScript(lua.Release),
-		preload:  rueidis.NewLuaScript(lua.Preload),
-		settle:   rueidis.NewLuaScript(lua.Settle),
-		withdraw: rueidis.NewLuaScript(lua.Withdraw),
-		count:    rueidis.NewLuaScript(lua.Count),
+		prefix:    o.Prefix,
+		log:       o.Logger,
+		reserve:   rueidis.NewLuaScript(lua.Reserve),
+		take:      rueidis.NewLuaScript(lua.Take),
+		credit:    rueidis.NewLuaScript(lua.Credit),
+		release:   rueidis.NewLuaScript(lua.Release),
+		preload:   rueidis.NewLuaScript(lua.Preload),
+		settle:    rueidis.NewLuaScript(lua.Settle),
+		withdraw:  rueidis.NewLuaScript(lua.Withdraw),
+		count:     rueidis.NewLuaScript(lua.Count),
+		heartbeat: rueidis.NewLuaScript(lua.Heartbeat),
 	}
 	s.items = newItemCache(s, o.CacheTTL)
 	c, err := rueidis.NewClient(rueidis.ClientOption{
