@@ -139,7 +139,10 @@ func (s *stack) sale(start, end time.Duration, item map[string]any) int64 {
 // buy sends a buy to the next gateway in turn.
 func (s *stack) buy(item int64, token string) answer {
 	s.t.Helper()
-	gw := s.gws[(s.next.Add(1)-1)%uint64(len(s.gws))]
+	gw := s.gw
+	if len(s.gws) > 1 {
+		gw = s.gws[(s.next.Add(1)-1)%uint64(len(s.gws))]
+	}
 	return s.do("POST", fmt.Sprintf("%s/api/v1/seckill/%d", gw, item), token, nil)
 }
 

@@ -55,6 +55,7 @@ type BanStore struct {
 	client  rueidis.Client
 	key     string
 	channel string
+	strikes string // prefix of the auto-banner's counters: <prefix>:strikes:<user>:<window>
 }
 
 // NewBanStore returns the ban list kept under prefix (FLASHGATE_REDIS_PREFIX).
@@ -63,6 +64,7 @@ func NewBanStore(client rueidis.Client, prefix string) *BanStore {
 		client:  client,
 		key:     prefix + ":bans",
 		channel: prefix + ":bans:changed",
+		strikes: prefix + ":strikes:",
 	}
 }
 
@@ -309,4 +311,36 @@ func banIP(addr netip.Addr) string {
 		return addr.String() + "/64"
 	}
 	return addr.String()
+}
+
+// addStrikes adds counts of 429s to the fleet's counters, one key per user
+// and window, each created to live ttl, and returns the counters' new
+// values. All go in one pipeline: on Redis Cluster, rueidis sends each key
+// to its node. The key is created with its TTL before the increment, so a
+// counter never lives for ever.
+func (s *BanStore) addStrikes(ctx context.Context, counts map[strikeKey]int64, ttl time.Duration) (map[strikeKey]int64, error) {
+	keys := make([]strikeKey, 0, len(counts))
+	cmds := make(rueidis.Commands, 0, 2*len(counts))
+	for k, n := range counts {
+		key := s.strikes + strconv.FormatInt(k.userID, 10) + ":" + strconv.FormatInt(k.window, 10)
+		keys = append(keys, k)
+		cmds = append(cmds,
+			s.client.B().Set().Key(key).Value("0").Nx().Px(ttl).Build(),
+			s.client.B().Incrby().Key(key).Increment(n).Build())
+	}
+	totals := make(map[strikeKey]int64, len(keys))
+	for i, r := range s.client.DoMulti(ctx, cmds...) {
+		if i%2 == 0 {
+			if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+				return nil, fmt.Errorf("count 429s: %w", err)
+			}
+			continue
+		}
+		n, err := r.AsInt64()
+		if err != nil {
+			return nil, fmt.Errorf("count 429s: %w", err)
+		}
+		totals[keys[i/2]] = n
+	}
+	return totals, nil
 }

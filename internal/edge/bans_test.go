@@ -318,6 +318,37 @@ func TestAutoBanner(t *testing.T) {
 	}
 }
 
+// Two gateways' auto-banners count one fleet: each sees half the
+// threshold's 429s of a user, together they ban them.
+func TestAutoBannerCountsTheFleet(t *testing.T) {
+	store, _, _ := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var gateways []*edge.AutoBanner
+	for range 2 {
+		a := edge.NewAutoBanner(4, time.Minute, time.Hour, store, nil)
+		wg.Go(func() { a.Run(ctx) })
+		gateways = append(gateways, a)
+	}
+	now := time.Now()
+	for _, a := range gateways {
+		a.Record(8, now) // 2 in all: not banned
+		a.Record(9, now) // 4 in all: banned
+		a.Record(9, now)
+	}
+	var bans []edge.Ban
+	waitFor(t, 2*time.Second, "user 9 auto-banned", func() bool {
+		bans = mustList(t, store)
+		return len(bans) > 0
+	})
+	time.Sleep(3 * 100 * time.Millisecond) // a few flushes: nobody else gets banned
+	if bans = mustList(t, store); len(bans) != 1 || bans[0].UserID != 9 {
+		t.Fatalf("bans = %+v, want user 9 only", bans)
+	}
+}
+
 func TestAutoBannerOff(t *testing.T) {
 	store, _, _ := newStore(t)
 	for name, a := range map[string]*edge.AutoBanner{
