@@ -24,20 +24,20 @@ import (
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
-// fleet is what startFleet runs: separate role processes, in-process,
+// roles is what fleetOf runs: separate role processes, in-process,
 // sharing one Redis, one broker, one database and one Alipay sandbox.
-type fleet struct {
+type roles struct {
 	cluster  bool // on the test binary's Redis Cluster, else the machine's Redis
 	gateways int
 	workers  int
 }
 
-// startFleet returns a starter of a fleet: an admin, f.gateways gateways
+// fleetOf returns a starter of a fleet: an admin, f.gateways gateways
 // and f.workers workers, each its own app as separate processes would be.
 // The stack's buys go to the gateways in turn; its other gateway calls
 // (orders, payment) go to the first; its database, store and tokens are the
 // admin's.
-func startFleet(f fleet) starter {
+func fleetOf(f roles) starter {
 	return func(t testing.TB, mutate func(*config.Config)) *stack {
 		t.Helper()
 		var base *config.Config
@@ -126,7 +126,7 @@ func startSandbox(t testing.TB, base *config.Config) (*paysim.Sim, string) {
 
 // clusterFleet is the fleet of the cluster tests: two gateways and two
 // workers on Redis Cluster.
-var clusterFleet = startFleet(fleet{cluster: true, gateways: 2, workers: 2})
+var clusterFleet = fleetOf(roles{cluster: true, gateways: 2, workers: 2})
 
 // TestOnCluster runs the sale, transfer, reconcile, expiry and payment tests
 // unchanged on a fleet of two gateways and two workers sharing a 3-master

@@ -78,7 +78,7 @@ func TestLimitsHoldForTheFleet(t *testing.T) {
 	const load = 2 * time.Second
 	for _, n := range []int{2, 3} {
 		t.Run(fmt.Sprintf("user/%d gateways", n), func(t *testing.T) {
-			s := startFleet(fleet{gateways: n, workers: 1})(t, rates(fmt.Sprint(rate), "0"))
+			s := fleetOf(roles{gateways: n, workers: 1})(t, rates(fmt.Sprint(rate), "0"))
 			waitFleet(t, s, n)
 			item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 1000, "shards": 2})
 			tok := s.token(77)
@@ -94,7 +94,7 @@ func TestLimitsHoldForTheFleet(t *testing.T) {
 		})
 	}
 	t.Run("ip/3 gateways", func(t *testing.T) {
-		s := startFleet(fleet{gateways: 3, workers: 1})(t, rates("0", fmt.Sprint(rate)))
+		s := fleetOf(roles{gateways: 3, workers: 1})(t, rates("0", fmt.Sprint(rate)))
 		waitFleet(t, s, 3)
 		item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 100000, "shards": 4})
 		tokens := make([]string, 20000)
