@@ -128,7 +128,7 @@ func startSandbox(t testing.TB, base *config.Config) (*paysim.Sim, string) {
 // workers on Redis Cluster.
 var clusterFleet = fleetOf(roles{cluster: true, gateways: 2, workers: 2})
 
-// TestOnCluster runs the sale, transfer, reconcile, expiry and payment tests
+// TestOnCluster runs the sale, transfer, reconcile, expiry and refund tests
 // unchanged on a fleet of two gateways and two workers sharing a 3-master
 // Redis Cluster, one broker and one database.
 func TestOnCluster(t *testing.T) {
@@ -141,7 +141,6 @@ func TestOnCluster(t *testing.T) {
 		{"ReconcilerFinishesTransfers", testReconcilerFinishesTransfers},
 		{"ReconcilerClearsStaleSoldOut", testReconcilerClearsStaleSoldOut},
 		{"UnpaidOrdersExpire", testUnpaidOrdersExpire},
-		{"NotifyRacesExpiry", testNotifyRacesExpiry},
 		{"AlipayPayRefundAndPush", testAlipayPayRefundAndPush},
 		{"PointsPayAndRefund", testPointsPayAndRefund},
 	} {

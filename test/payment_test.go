@@ -492,9 +492,7 @@ func testUnpaidOrdersExpire(t *testing.T, start starter) {
 // TestNotifyRacesExpiry pays orders in the sandbox around the moment they
 // expire: every order ends paid or cancelled, a payment that lost to the
 // cancel is refunded, and the stock adds up.
-func TestNotifyRacesExpiry(t *testing.T) { testNotifyRacesExpiry(t, start) }
-
-func testNotifyRacesExpiry(t *testing.T, start starter) {
+func TestNotifyRacesExpiry(t *testing.T) {
 	s := start(t, func(c *config.Config) { c.OrderTTL = 3 * time.Second })
 	const n = 30
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": n, "shards": 4, "price": "5.00"})

@@ -28,7 +28,9 @@ const (
 
 // Limiter is a set of token buckets, one per key (a user id, or an IP hashed
 // with [HashIP] or [HashAddr]), all with the same rate and a burst equal to
-// the rate. The zero value is not usable; a nil *Limiter allows everything.
+// the rate; in a fleet of gateways, this process's share of them (see
+// [Limiter.SetFleet]). The zero value is not usable; a nil *Limiter allows
+// everything.
 //
 // Buckets are created on a key's first request and dropped by [Limiter.Sweep]
 // once idle and full again, so memory follows the number of keys seen in the
