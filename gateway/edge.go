@@ -37,6 +37,7 @@ type guard struct {
 	bans    *edge.BanCache
 	autoban *edge.AutoBanner
 	paths   *edge.PathSigner
+	fleet   *fleetShare // nil without Redis: the limits are then this process's
 
 	rejects [numEdgeReasons]prometheus.Counter
 }
@@ -78,6 +79,8 @@ func newGuard(cfg Config, store *redis.Store, log *slog.Logger, reg prometheus.R
 		bans := edge.NewBanStore(store.Client(), store.Prefix())
 		gd.bans = edge.NewBanCache(bans, log)
 		gd.autoban = edge.NewAutoBanner(cfg.AutobanAfter, cfg.AutobanWindow, cfg.AutobanFor, bans, log)
+		gd.fleet = newFleetShare(store, log, gd.users, gd.ips)
+		reg.MustRegister(gd.fleet.size)
 	}
 
 	rejects := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -99,9 +102,13 @@ func newGuard(cfg Config, store *redis.Store, log *slog.Logger, reg prometheus.R
 }
 
 // start runs the background work of the edge in goroutines that wg waits
-// for: the limiters' sweepers, the ban cache's reload and the auto-banner.
-// They stop when ctx is done.
+// for: the limiters' sweepers, the fleet heartbeat (whose first beat it
+// waits for), the ban cache's reload and the auto-banner. They stop when
+// ctx is done.
 func (gd *guard) start(ctx context.Context, wg *sync.WaitGroup) {
+	if gd.fleet != nil {
+		gd.fleet.start(ctx, wg)
+	}
 	wg.Go(func() { gd.users.Run(ctx) })
 	wg.Go(func() { gd.ips.Run(ctx) })
 	if gd.bans != nil {

@@ -243,8 +243,11 @@ func TestBuyRejectsDoNotAllocate(t *testing.T) {
 		if got := c.ctx.Response.StatusCode(); got != c.status {
 			t.Errorf("%s: answered %d, want %d", c.name, got, c.status)
 		}
-		if c.status == 429 && string(c.ctx.Response.Header.Peek("Retry-After")) != "1" {
-			t.Errorf("%s: Retry-After %q", c.name, c.ctx.Response.Header.Peek("Retry-After"))
+		// The harness's three gateways share one prefix, so one fleet: each
+		// enforces a third of the rate of 1, and a token comes back within
+		// three seconds.
+		if ra := string(c.ctx.Response.Header.Peek("Retry-After")); c.status == 429 && (ra < "1" || ra > "3" || len(ra) != 1) {
+			t.Errorf("%s: Retry-After %q", c.name, ra)
 		}
 		if allocs > 0 && !raceEnabled {
 			t.Errorf("%s: %v allocations per request", c.name, allocs)

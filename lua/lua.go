@@ -1,6 +1,6 @@
 // Package lua holds flashgate's Redis scripts. Each script touches only keys
-// of one Redis Cluster hash tag (one shard of one item) and documents its
-// keys, arguments and reply at its top. They are wrapped, one typed Go
+// of one Redis Cluster hash tag (one shard of one item), or a single key,
+// and documents its keys, arguments and reply at its top. They are wrapped, one typed Go
 // function each, by package internal/redis.
 package lua
 
@@ -48,3 +48,8 @@ var Withdraw string
 //
 //go:embed count.lua
 var Count string
+
+// Heartbeat records that a gateway is alive and counts the live gateways.
+//
+//go:embed heartbeat.lua
+var Heartbeat string

@@ -9,6 +9,9 @@
 -- stock from another shard first credits the transfer here (once per id, as
 -- credit.lua does), so that no one else can take the borrowed units before
 -- the borrower gets one.
+-- A script run twice for the same order (a caller that retried) reserves
+-- once: the second run finds the user's mark holding this very order and
+-- answers as the first did.
 -- Reply:
 --   {0, left}      reserved; left units remain in the shard
 --   {1, order_id}  duplicate: the user already holds order_id on this item
@@ -19,6 +22,9 @@ if #KEYS == 5 and redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[5]) == 1 then
 end
 local prev = redis.call('HGET', KEYS[2], ARGV[1])
 if prev then
+  if prev == ARGV[2] then
+    return {0, tonumber(redis.call('GET', KEYS[1]) or '0')}
+  end
   return {1, prev}
 end
 local n = redis.call('GET', KEYS[1])

@@ -7,22 +7,35 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flashgate/flashgate/internal/app"
 	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/paysim"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
-// stack is a flashgate started in-process for one test, with HTTP helpers.
+// stack is a flashgate started in-process for one test, with HTTP helpers:
+// one dev process, or a fleet (see startFleet).
 type stack struct {
 	t     testing.TB
-	app   *app.App
-	gw    string // http://host:port of the gateway
+	app   *app.App // the process whose database, store and admin token the helpers use
+	gw    string   // http://host:port of the (first) gateway
+	gws   []string // every gateway: buys go to each in turn
+	next  atomic.Uint64
 	admin string
 	http  *http.Client
+
+	sim     *paysim.Sim // the Alipay sandbox, and its address
+	simAddr string
 }
+
+// starter starts a stack for a test: start (one dev process on the
+// machine's Redis) or a fleet on Redis Cluster. Test bodies that take one
+// run on both.
+type starter func(t testing.TB, mutate func(*config.Config)) *stack
 
 func start(t testing.TB, mutate func(*config.Config)) *stack {
 	t.Helper()
@@ -31,7 +44,8 @@ func start(t testing.TB, mutate func(*config.Config)) *stack {
 		mutate(cfg)
 	}
 	a := testenv.Start(t, cfg)
-	st := &stack{t: t, app: a, gw: "http://" + a.HTTPAddr, admin: "http://" + a.AdminAddr,
+	st := &stack{t: t, app: a, gw: "http://" + a.HTTPAddr, gws: []string{"http://" + a.HTTPAddr}, admin: "http://" + a.AdminAddr,
+		sim: a.Paysim, simAddr: a.PaysimAddr,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	// Runs before the stack's own cleanup: idle keep-alive connections
 	// would hold its graceful shutdown.
@@ -122,9 +136,14 @@ func (s *stack) sale(start, end time.Duration, item map[string]any) int64 {
 	return id
 }
 
+// buy sends a buy to the next gateway in turn.
 func (s *stack) buy(item int64, token string) answer {
 	s.t.Helper()
-	return s.do("POST", fmt.Sprintf("%s/api/v1/seckill/%d", s.gw, item), token, nil)
+	gw := s.gw
+	if len(s.gws) > 1 {
+		gw = s.gws[(s.next.Add(1)-1)%uint64(len(s.gws))]
+	}
+	return s.do("POST", fmt.Sprintf("%s/api/v1/seckill/%d", gw, item), token, nil)
 }
 
 type stats struct {

@@ -203,6 +203,50 @@ func TestTrustedProxies(t *testing.T) {
 	})
 }
 
+// TestIPv6ClientsByNetwork: behind a trusted proxy, IPv6 clients named in
+// X-Forwarded-For are limited and banned by their /64: hopping to another
+// address of the same /64 gains nothing, the next /64 is someone else.
+func TestIPv6ClientsByNetwork(t *testing.T) {
+	s := startEdge(t, func(c *config.Config) {
+		rates("0", "2")(c)
+		c.TrustedProxies = []string{"127.0.0.1"}
+	})
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 100})
+	user := int64(0)
+	buy := func(xff string) answer {
+		user++
+		return s.edgeBuy(nil, item, s.token(user), "", xff)
+	}
+	for i, xff := range []string{"2001:db8:a:1::1", "[2001:db8:a:1:ffff::2]:4433"} {
+		if a := buy(xff); a.Status != 202 {
+			t.Fatalf("buy %d from the /64: %d %s", i, a.Status, a.Raw)
+		}
+	}
+	checkRateLimited(t, "a third address of the same /64", buy("2001:db8:a:1:1234:5678:9abc:def0"))
+	if a := buy("2001:db8:a:2::1"); a.Status != 202 {
+		t.Fatalf("the next /64: %d %s", a.Status, a.Raw)
+	}
+
+	if a := s.adminDo("POST", "/admin/v1/blacklist", map[string]any{"ip": "2001:db8:b:1::7"}); a.Status != 200 {
+		t.Fatalf("ban: %d %s", a.Status, a.Raw)
+	}
+	testenv.Eventually(t, time.Second, func() error {
+		if a := buy("2001:db8:b:1::8"); a.Status != 403 || a.code() != "forbidden" {
+			return fmt.Errorf("a neighbour in the banned /64: %d %s", a.Status, a.Raw)
+		}
+		return nil
+	})
+	if a := buy("2001:db8:b:2::7"); a.Status != 202 {
+		t.Fatalf("outside the banned /64: %d %s", a.Status, a.Raw)
+	}
+	if a := s.adminDo("GET", "/admin/v1/blacklist", nil); !strings.Contains(a.Raw, `"ip":"2001:db8:b:1::/64"`) {
+		t.Fatalf("the ban as listed: %s", a.Raw)
+	}
+	if a := s.adminDo("POST", "/admin/v1/blacklist", map[string]any{"ip": "2001:db8::/48"}); a.Status != 422 || !strings.Contains(a.str("message"), "ip") {
+		t.Fatalf("a ban of a /48: %d %s", a.Status, a.Raw)
+	}
+}
+
 // second starts another flashgate on s's Redis prefix and database, as a
 // second gateway process of the same deployment would run, and waits until
 // it is ready (its ban list loaded).

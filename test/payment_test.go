@@ -232,7 +232,9 @@ func (s *stack) paymentRows(id string) map[string]map[string]string {
 	return out
 }
 
-func TestAlipayPayRefundAndPush(t *testing.T) {
+func TestAlipayPayRefundAndPush(t *testing.T) { testAlipayPayRefundAndPush(t, start) }
+
+func testAlipayPayRefundAndPush(t *testing.T, start starter) {
 	s := start(t, nil)
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 1, "shards": 1, "price": "19.90", "name": "phone"})
 	const user = 7
@@ -270,7 +272,7 @@ func TestAlipayPayRefundAndPush(t *testing.T) {
 	// The pay URL is the sandbox's page-pay, signed, for this order.
 	payURL := s.payURL(id, user)
 	u, err := url.Parse(payURL)
-	if err != nil || u.Host != s.app.PaysimAddr || u.Path != paysim.GatewayPath {
+	if err != nil || u.Host != s.simAddr || u.Path != paysim.GatewayPath {
 		t.Fatalf("pay_url %q", payURL)
 	}
 	q := u.Query()
@@ -289,7 +291,7 @@ func TestAlipayPayRefundAndPush(t *testing.T) {
 
 	// The buyer opens the cashier and pays; the sandbox notifies.
 	s.openCashier(payURL)
-	resp, err := s.http.Post("http://"+s.app.PaysimAddr+"/sim/pay?out_trade_no="+url.QueryEscape(id), "", nil)
+	resp, err := s.http.Post("http://"+s.simAddr+"/sim/pay?out_trade_no="+url.QueryEscape(id), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +335,7 @@ func TestAlipayPayRefundAndPush(t *testing.T) {
 		t.Fatalf("refund: %d %s", a.Status, a.Raw)
 	}
 	w.expect(id, "refunded")
-	if tr, _ := s.app.Paysim.Trade(id); tr.Status != alipay.TradeClosed || tr.RefundFee != "19.90" {
+	if tr, _ := s.sim.Trade(id); tr.Status != alipay.TradeClosed || tr.RefundFee != "19.90" {
 		t.Fatalf("sandbox trade after refund: %+v", tr)
 	}
 	if a := s.refund(id, user); a.Status != 409 {
@@ -363,7 +365,9 @@ func TestAlipayPayRefundAndPush(t *testing.T) {
 	}
 }
 
-func TestPointsPayAndRefund(t *testing.T) {
+func TestPointsPayAndRefund(t *testing.T) { testPointsPayAndRefund(t, start) }
+
+func testPointsPayAndRefund(t *testing.T, start starter) {
 	s := start(t, nil)
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 2, "shards": 1, "price": "9.90", "points": 500})
 	const user = 21
@@ -435,7 +439,9 @@ func TestPointsPayAndRefund(t *testing.T) {
 	}
 }
 
-func TestUnpaidOrdersExpire(t *testing.T) {
+func TestUnpaidOrdersExpire(t *testing.T) { testUnpaidOrdersExpire(t, start) }
+
+func testUnpaidOrdersExpire(t *testing.T, start starter) {
 	s := start(t, func(c *config.Config) { c.OrderTTL = 2 * time.Second })
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 2, "shards": 2})
 	const a, b, c = 31, 32, 33
@@ -454,10 +460,10 @@ func TestUnpaidOrdersExpire(t *testing.T) {
 
 	s.waitStatus(idA, a, "cancelled", 8*time.Second)
 	w.expect(idB, "cancelled")
-	if tr, ok := s.app.Paysim.Trade(idA); !ok || tr.Status != alipay.TradeClosed {
+	if tr, ok := s.sim.Trade(idA); !ok || tr.Status != alipay.TradeClosed {
 		t.Fatalf("sandbox trade of the expired order: %+v", tr)
 	}
-	if err := s.app.Paysim.Pay(context.Background(), idA); !errors.Is(err, paysim.ErrTradeClosed) {
+	if err := s.sim.Pay(context.Background(), idA); !errors.Is(err, paysim.ErrTradeClosed) {
 		t.Fatalf("paying a closed trade: %v", err)
 	}
 	if r := s.pay(idA, a, map[string]string{"channel": "alipay"}); r.Status != 409 {
@@ -518,7 +524,7 @@ func TestNotifyRacesExpiry(t *testing.T) {
 				}
 				resp.Body.Close()
 			}
-			payErr[i] = s.app.Paysim.Pay(context.Background(), ids[i])
+			payErr[i] = s.sim.Pay(context.Background(), ids[i])
 		}()
 	}
 	wg.Wait()
@@ -552,7 +558,7 @@ func TestNotifyRacesExpiry(t *testing.T) {
 	final := statusOf()
 	var paid, cancelled, refundedLate int
 	for i, id := range ids {
-		tr, _ := s.app.Paysim.Trade(id)
+		tr, _ := s.sim.Trade(id)
 		p := s.paymentRows(id)["alipay"]
 		switch final[id] {
 		case "paid":
@@ -663,10 +669,10 @@ func TestPointsPayClosesAlipayTrade(t *testing.T) {
 	if a := s.pay(id, user, map[string]string{"channel": "points"}); a.Status != 200 || orderOf(a)["status"] != "paid" {
 		t.Fatalf("points pay: %d %s", a.Status, a.Raw)
 	}
-	if tr, _ := s.app.Paysim.Trade(id); tr.Status != alipay.TradeClosed {
+	if tr, _ := s.sim.Trade(id); tr.Status != alipay.TradeClosed {
 		t.Fatalf("sandbox trade: %+v", tr)
 	}
-	if err := s.app.Paysim.Pay(context.Background(), id); !errors.Is(err, paysim.ErrTradeClosed) {
+	if err := s.sim.Pay(context.Background(), id); !errors.Is(err, paysim.ErrTradeClosed) {
 		t.Fatalf("paying the closed trade: %v", err)
 	}
 	rows := s.paymentRows(id)

@@ -12,7 +12,9 @@ import (
 // TestReconcilerFinishesTransfers: a gateway that died between taking stock
 // from a donor shard and crediting it leaves a logged transfer; the worker's
 // reconciler credits it once, and the units count as remaining throughout.
-func TestReconcilerFinishesTransfers(t *testing.T) {
+func TestReconcilerFinishesTransfers(t *testing.T) { testReconcilerFinishesTransfers(t, start) }
+
+func testReconcilerFinishesTransfers(t *testing.T, start starter) {
 	s := start(t, nil)
 	ctx := context.Background()
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 8, "shards": 2})
@@ -45,7 +47,9 @@ func TestReconcilerFinishesTransfers(t *testing.T) {
 
 // TestReconcilerClearsStaleSoldOut: a sold-out flag raised while units
 // remain (a race the gateway cannot rule out across shards) is cleared.
-func TestReconcilerClearsStaleSoldOut(t *testing.T) {
+func TestReconcilerClearsStaleSoldOut(t *testing.T) { testReconcilerClearsStaleSoldOut(t, start) }
+
+func testReconcilerClearsStaleSoldOut(t *testing.T, start starter) {
 	s := start(t, nil)
 	ctx := context.Background()
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 3, "shards": 2})

@@ -75,7 +75,9 @@ func rows(t *testing.T, s *stack, item int64) map[string]int64 {
 	return out
 }
 
-func TestStormOnSmallStock(t *testing.T) {
+func TestStormOnSmallStock(t *testing.T) { testStormOnSmallStock(t, start) }
+
+func testStormOnSmallStock(t *testing.T, start starter) {
 	s := start(t, nil)
 	const stock, nusers, tries = 40, 1500, 3
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": stock, "shards": 8})
@@ -141,7 +143,9 @@ func TestStormOnSmallStock(t *testing.T) {
 	}
 }
 
-func TestEveryUnitSellsOverSixteenShards(t *testing.T) {
+func TestEveryUnitSellsOverSixteenShards(t *testing.T) { testEveryUnitSellsOverSixteenShards(t, start) }
+
+func testEveryUnitSellsOverSixteenShards(t *testing.T, start starter) {
 	s := start(t, nil)
 	const stock = 160
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": stock, "shards": 16})

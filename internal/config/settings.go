@@ -183,8 +183,8 @@ var settings = []Setting{
 	{Env: "FLASHGATE_ALIPAY_PUBLIC_KEY", Help: "Alipay's RSA public key, PEM text or file path", Roles: "dev gateway worker"},
 	{Env: "FLASHGATE_PAYSIM_ADDR", Default: "127.0.0.1:8082", Help: "listener of dev's built-in Alipay sandbox", Roles: "dev"},
 
-	{Env: "FLASHGATE_USER_RATE", Type: Float, Default: "5", Help: "buys per second a shopper may send (0: off)", Roles: front, Min: 0, Max: 1e9},
-	{Env: "FLASHGATE_IP_RATE", Type: Float, Default: "500", Help: "buys per second an IP may send (0: off)", Roles: front, Min: 0, Max: 1e9},
+	{Env: "FLASHGATE_USER_RATE", Type: Float, Default: "5", Help: "buys per second a shopper may send, all gateways together (0: off)", Roles: front, Min: 0, Max: 1e9},
+	{Env: "FLASHGATE_IP_RATE", Type: Float, Default: "500", Help: "buys per second an IP (an IPv6 /64) may send, all gateways together (0: off)", Roles: front, Min: 0, Max: 1e9},
 	{Env: "FLASHGATE_TRUSTED_PROXIES", Help: "comma-separated IPs/CIDRs whose X-Forwarded-For is believed", Roles: front},
 	{Env: "FLASHGATE_MAX_INFLIGHT", Type: Int, Default: "4096", Help: "buys in flight per gateway before answering 503 (0: no cap)", Roles: front, Min: 0, Max: 1e7},
 	{Env: "FLASHGATE_MAX_CONNS_PER_IP", Type: Int, Default: "0", Help: "open connections one peer address may hold (0: no cap; behind a proxy all clients share its address)", Roles: front, Min: 0, Max: 1e6},

@@ -19,10 +19,18 @@ const (
 
 // AutoBanner bans users who keep hitting the rate limit: the gateway
 // records every 429 it answers a user, and a user who collects threshold of
-// them within one window is banned for a while through the BanStore, so
-// that every gateway answers them 403 instead. Counting happens in this
-// process only, so with several gateways a user is banned once one gateway
-// alone has seen threshold 429s.
+// them within one window, on all the gateways of the fleet together, is
+// banned for a while through the BanStore, so that every gateway answers
+// them 403 instead.
+//
+// Counting is shared through Redis without a round trip per 429: Run adds
+// up this gateway's 429s per user and window in memory, and every
+// flushEvery adds them to the fleet's count of that user and window (one
+// counter key per user and window, so Redis Cluster spreads them), and
+// bans whoever the fleet's count puts at the threshold. Windows are fixed
+// (aligned to multiples of the window since the Unix epoch), not sliding:
+// a user may collect up to twice the threshold, less two, across the edge
+// of two windows without a ban.
 //
 // Record never blocks: it hands the 429 to Run's goroutine through a
 // bounded queue and drops it when the queue is full. A nil *AutoBanner, or
@@ -38,17 +46,20 @@ type AutoBanner struct {
 	dropped atomic.Uint64
 }
 
+// flushEvery is how often an AutoBanner adds its 429s to the fleet's
+// counts: a ban comes at most this late, plus a Redis round trip.
+const flushEvery = 100 * time.Millisecond
+
 // strike is one 429 answered to a user.
 type strike struct {
 	userID int64
 	at     int64 // unix nanoseconds
 }
 
-// strikeCount is Run's state for one user.
-type strikeCount struct {
-	start int64 // unix nanoseconds: the first 429 of the current window
-	n     int
-	quiet int64 // unix nanoseconds: banned, ignore 429s until then
+// strikeKey is a user's count in one window.
+type strikeKey struct {
+	userID int64
+	window int64 // the strike's time divided by the window
 }
 
 // NewAutoBanner returns an auto-banner that bans a user for banFor (for ever
@@ -100,64 +111,72 @@ func (a *AutoBanner) Dropped() uint64 {
 	return a.dropped.Load()
 }
 
-// Run counts the recorded 429s and bans, until ctx is done. It forgets
-// users whose window has passed once per window, so memory follows the
-// number of users rate-limited recently. Bans are stored from this
-// goroutine: while Redis is slow, 429s wait in the queue, never in Record.
+// Run counts the recorded 429s and bans, until ctx is done. Counts and bans
+// go to Redis from this goroutine only: while Redis is slow, 429s wait in
+// the queue, never in Record. When adding to the fleet's counts fails, the
+// 429s of that flush are forgotten (a ban then comes later, as an abuser
+// keeps sending).
 func (a *AutoBanner) Run(ctx context.Context) {
 	if !a.on() {
 		return
 	}
-	counts := make(map[int64]strikeCount)
-	prune := time.NewTicker(max(a.window, time.Second))
-	defer prune.Stop()
+	pending := make(map[strikeKey]int64) // since the last flush
+	quiet := make(map[int64]int64)       // banned users: unix ns until which to ignore them
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case s := <-a.strikes:
-			a.count(ctx, counts, s)
-		case now := <-prune.C:
-			a.prune(counts, now.UnixNano())
+			if s.at < quiet[s.userID] {
+				continue // banned just now; gateways answer 403 within a second
+			}
+			pending[strikeKey{s.userID, s.at / int64(a.window)}]++
+		case now := <-flush.C:
+			if len(pending) > 0 {
+				failing = a.flush(ctx, pending, quiet, now, failing)
+				clear(pending)
+			}
+			for id, until := range quiet {
+				if now.UnixNano() >= until {
+					delete(quiet, id)
+				}
+			}
 		}
 	}
 }
 
-// count adds one strike and bans its user when it reaches the threshold.
-func (a *AutoBanner) count(ctx context.Context, counts map[int64]strikeCount, s strike) {
-	c := counts[s.userID]
-	if s.at < c.quiet {
-		return // banned just now; gateways start answering 403 within a second
+// flush adds pending to the fleet's counts and bans the users whose count
+// reached the threshold. It reports whether adding failed, logging when
+// that starts.
+func (a *AutoBanner) flush(ctx context.Context, pending map[strikeKey]int64, quiet map[int64]int64, now time.Time, failing bool) bool {
+	totals, err := a.store.addStrikes(ctx, pending, 2*a.window)
+	if err != nil {
+		if ctx.Err() == nil && !failing {
+			a.logger.Warn("auto-ban counts failing; 429s are not counted meanwhile", "err", err)
+		}
+		return true
 	}
-	if c.n == 0 || s.at-c.start >= int64(a.window) {
-		c = strikeCount{start: s.at}
-	}
-	c.n++
-	if c.n >= a.threshold {
-		reason := fmt.Sprintf("auto: %d rate-limited requests within %s", c.n, a.window)
-		err := a.store.Ban(ctx, Ban{UserID: s.userID, TTL: a.banFor, Reason: reason})
+	for k, n := range totals {
+		if n < int64(a.threshold) || now.UnixNano() < quiet[k.userID] {
+			continue
+		}
+		reason := fmt.Sprintf("auto: %d rate-limited requests within %s", n, a.window)
+		err := a.store.Ban(ctx, Ban{UserID: k.userID, TTL: a.banFor, Reason: reason})
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return
+			return false
 		case err != nil:
-			// Count afresh: the next threshold 429s try again.
-			a.logger.Warn("auto-ban failed", "user_id", s.userID, "err", err)
-			c = strikeCount{}
+			// The next 429 of the user, counted on top, tries again.
+			a.logger.Warn("auto-ban failed", "user_id", k.userID, "err", err)
 		default:
-			a.logger.Info("auto-banned", "user_id", s.userID, "for", a.banFor, "reason", reason)
-			// Not again for one window: the 429s still on their way are
-			// not a reason to ban twice.
-			c = strikeCount{quiet: s.at + int64(a.window)}
+			a.logger.Info("auto-banned", "user_id", k.userID, "for", a.banFor, "reason", reason)
+			// Not again for one window: the 429s still on their way, here
+			// and on other gateways, are not a reason to ban twice.
+			quiet[k.userID] = now.Add(a.window).UnixNano()
 		}
 	}
-	counts[s.userID] = c
-}
-
-// prune forgets users with neither a current window nor a quiet period.
-func (a *AutoBanner) prune(counts map[int64]strikeCount, now int64) {
-	for id, c := range counts {
-		if now-c.start >= int64(a.window) && now >= c.quiet {
-			delete(counts, id)
-		}
-	}
+	return false
 }

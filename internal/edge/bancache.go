@@ -80,14 +80,15 @@ func (c *BanCache) UserBanned(id int64, now time.Time) bool {
 	return ok && (exp == 0 || now.UnixMilli() < exp)
 }
 
-// IPBanned reports whether addr is banned at now; an IPv4-mapped address is
-// the IPv4 address. Lock-free, no allocation.
+// IPBanned reports whether addr is banned at now: an IPv4 address, or the
+// /64 of an IPv6 address (see ClientNet); an IPv4-mapped address is the
+// IPv4 address. Lock-free, no allocation.
 func (c *BanCache) IPBanned(addr netip.Addr, now time.Time) bool {
 	s := c.snap.Load()
 	if s == nil || len(s.ips) == 0 {
 		return false
 	}
-	exp, ok := s.ips[canonAddr(addr)]
+	exp, ok := s.ips[ClientNet(addr)]
 	return ok && (exp == 0 || now.UnixMilli() < exp)
 }
 

@@ -3,6 +3,7 @@ package edge
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -28,8 +29,10 @@ const (
 type Ban struct {
 	// UserID is the banned user; 0 for an IP ban.
 	UserID int64
-	// IP is the banned address ("203.0.113.9", "2001:db8::1"); empty for a
-	// user ban. It is stored in canonical form: "::ffff:1.2.3.4" is 1.2.3.4.
+	// IP is the banned address ("203.0.113.9"); empty for a user ban. An
+	// IPv6 ban is of the address's /64 (see ClientNet): "2001:db8::1" and
+	// "2001:db8::/64" both ban 2001:db8::/64, and List shows it so. It is
+	// stored in canonical form: "::ffff:1.2.3.4" is 1.2.3.4.
 	IP string
 	// TTL is how long the ban lasts from when it is stored; 0 is for ever.
 	// Only read by BanStore.Ban.
@@ -52,6 +55,7 @@ type BanStore struct {
 	client  rueidis.Client
 	key     string
 	channel string
+	strikes string // prefix of the auto-banner's counters: <prefix>:strikes:<user>:<window>
 }
 
 // NewBanStore returns the ban list kept under prefix (FLASHGATE_REDIS_PREFIX).
@@ -60,6 +64,7 @@ func NewBanStore(client rueidis.Client, prefix string) *BanStore {
 		client:  client,
 		key:     prefix + ":bans",
 		channel: prefix + ":bans:changed",
+		strikes: prefix + ":strikes:",
 	}
 }
 
@@ -147,7 +152,7 @@ func (s *BanStore) List(ctx context.Context) ([]Ban, error) {
 		b := &bans[i]
 		b.UserID = e.userID
 		if e.addr.IsValid() {
-			b.IP = e.addr.String()
+			b.IP = banIP(e.addr)
 		}
 		b.Reason = m[reasonFieldPrefix+e.field]
 		if e.exp != 0 {
@@ -250,11 +255,11 @@ func parseBan(field, value string) (banEntry, bool) {
 		}
 		e.userID = id
 	case strings.HasPrefix(field, ipFieldPrefix):
-		addr, err := netip.ParseAddr(field[len(ipFieldPrefix):])
+		addr, err := parseBanIP(field[len(ipFieldPrefix):])
 		if err != nil {
 			return e, false
 		}
-		e.addr = canonAddr(addr)
+		e.addr = addr
 	default:
 		return e, false
 	}
@@ -272,12 +277,70 @@ func banField(b Ban) (string, error) {
 	case b.UserID > 0:
 		return userFieldPrefix + strconv.FormatInt(b.UserID, 10), nil
 	case b.IP != "":
-		addr, err := netip.ParseAddr(strings.TrimSpace(b.IP))
+		addr, err := parseBanIP(strings.TrimSpace(b.IP))
 		if err != nil {
-			return "", flashgate.Errorf(flashgate.Invalid, "ip %q is not an IP address", b.IP)
+			return "", flashgate.Errorf(flashgate.Invalid, "ip %q %v", b.IP, err)
 		}
-		return ipFieldPrefix + canonAddr(addr).String(), nil
+		return ipFieldPrefix + banIP(addr), nil
 	default:
 		return "", flashgate.Errorf(flashgate.Invalid, "give user_id or ip")
 	}
+}
+
+// parseBanIP parses the address of an IP ban, an address or an IPv6 /64
+// ("2001:db8::/64"), into what the ban matches: ClientNet of it.
+func parseBanIP(s string) (netip.Addr, error) {
+	if !strings.Contains(s, "/") {
+		addr, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Addr{}, errors.New("is not an IP address")
+		}
+		return ClientNet(addr), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() != 64 {
+		return netip.Addr{}, errors.New("is not an IP address or an IPv6 /64")
+	}
+	return ClientNet(p.Addr()), nil
+}
+
+// banIP is how an IP ban is stored and listed: an IPv4 address, or an
+// IPv6 /64 ("2001:db8::/64").
+func banIP(addr netip.Addr) string {
+	if addr.Is6() {
+		return addr.String() + "/64"
+	}
+	return addr.String()
+}
+
+// addStrikes adds counts of 429s to the fleet's counters, one key per user
+// and window, each created to live ttl, and returns the counters' new
+// values. All go in one pipeline: on Redis Cluster, rueidis sends each key
+// to its node. The key is created with its TTL before the increment, so a
+// counter never lives for ever.
+func (s *BanStore) addStrikes(ctx context.Context, counts map[strikeKey]int64, ttl time.Duration) (map[strikeKey]int64, error) {
+	keys := make([]strikeKey, 0, len(counts))
+	cmds := make(rueidis.Commands, 0, 2*len(counts))
+	for k, n := range counts {
+		key := s.strikes + strconv.FormatInt(k.userID, 10) + ":" + strconv.FormatInt(k.window, 10)
+		keys = append(keys, k)
+		cmds = append(cmds,
+			s.client.B().Set().Key(key).Value("0").Nx().Px(ttl).Build(),
+			s.client.B().Incrby().Key(key).Increment(n).Build())
+	}
+	totals := make(map[strikeKey]int64, len(keys))
+	for i, r := range s.client.DoMulti(ctx, cmds...) {
+		if i%2 == 0 {
+			if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+				return nil, fmt.Errorf("count 429s: %w", err)
+			}
+			continue
+		}
+		n, err := r.AsInt64()
+		if err != nil {
+			return nil, fmt.Errorf("count 429s: %w", err)
+		}
+		totals[keys[i/2]] = n
+	}
+	return totals, nil
 }

@@ -108,7 +108,8 @@ func TestBanStore(t *testing.T) {
 	for _, b := range bans {
 		got = append(got, fmt.Sprintf("%d|%s|%s|%v", b.UserID, b.IP, b.Reason, b.ExpiresAt.IsZero()))
 	}
-	want := []string{"7|||true", "42||bot|true", "0|203.0.113.9|scraper|false", "0|2001:db8::1||true"}
+	// An IPv6 ban is of the address's /64.
+	want := []string{"7|||true", "42||bot|true", "0|203.0.113.9|scraper|false", "0|2001:db8::/64||true"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("List = %q, want %q", got, want)
 	}
@@ -125,8 +126,19 @@ func TestBanStore(t *testing.T) {
 	if err := store.Unban(ctx, edge.Ban{UserID: 999}); err != nil {
 		t.Fatalf("unban of a user never banned: %v", err)
 	}
-	if bans := mustList(t, store); len(bans) != 2 || bans[0].UserID != 7 || bans[1].IP != "2001:db8::1" {
+	if bans := mustList(t, store); len(bans) != 2 || bans[0].UserID != 7 || bans[1].IP != "2001:db8::/64" {
 		t.Fatalf("after unbans: %+v", bans)
+	}
+	// Any address of the /64, or the /64 itself, names the same ban.
+	mustBan(t, store, edge.Ban{IP: "2001:db8::ffff:1", Reason: "same /64"})
+	if bans := mustList(t, store); len(bans) != 2 || bans[1].Reason != "same /64" {
+		t.Fatalf("a second ban in the same /64: %+v", bans)
+	}
+	if err := store.Unban(ctx, edge.Ban{IP: "2001:db8::/64"}); err != nil {
+		t.Fatal(err)
+	}
+	if bans := mustList(t, store); len(bans) != 1 {
+		t.Fatalf("after lifting the /64: %+v", bans)
 	}
 }
 
@@ -138,6 +150,9 @@ func TestBanStoreRejectsInvalidBans(t *testing.T) {
 		"negative id":  {UserID: -1},
 		"bad ip":       {IP: "1.2.3"},
 		"cidr":         {IP: "10.0.0.0/8"},
+		"ipv6 /48":     {IP: "2001:db8::/48"},
+		"ipv4 as /64":  {IP: "::ffff:10.0.0.0/64"},
+		"bad /64":      {IP: "2001:db8::zz/64"},
 		"negative ttl": {UserID: 1, TTL: -time.Second},
 	} {
 		if err := store.Ban(context.Background(), b); flashgate.ErrorCode(err) != flashgate.Invalid {
@@ -192,6 +207,24 @@ func TestBanCache(t *testing.T) {
 	}
 	// Expiry applies at lookup time, without a reload.
 	later := now.Add(2 * time.Hour)
+	mustBan(t, store, edge.Ban{IP: "2001:db8:1:2::99"})
+	waitFor(t, time.Second, "IPv6 ban applied", func() bool {
+		return c.IPBanned(netip.MustParseAddr("2001:db8:1:2::99"), time.Now())
+	})
+	for ip, want := range map[string]bool{
+		"2001:db8:1:2::1":                         true, // the same /64: another address of the same client
+		"2001:db8:1:2:ffff:ffff:ffff:ffff":        true,
+		"fe80::1%eth0":                            false,
+		"2001:db8:1:3::99":                        false, // the next /64: someone else
+		"2001:db8:1:1:ffff:ffff:ffff:ffff":        false,
+		"::ffff:203.0.113.9":                      true,
+		"2001:db8:1:2:0:0:0:0":                    true,
+		"2001:0db8:0001:0002:abcd:abcd:abcd:abcd": true,
+	} {
+		if got := c.IPBanned(netip.MustParseAddr(ip), now); got != want {
+			t.Errorf("IPBanned(%s) = %v, want %v", ip, got, want)
+		}
+	}
 	if c.UserBanned(43, later) || c.IPBanned(addr, later) {
 		t.Error("a ban is still in force after its TTL")
 	}
@@ -282,6 +315,37 @@ func TestAutoBanner(t *testing.T) {
 	}
 	if exp := bans[0].ExpiresAt; exp.Before(now.Add(time.Hour-time.Minute)) || exp.After(time.Now().Add(time.Hour)) {
 		t.Errorf("ban expires at %s, want an hour from %s", exp, now)
+	}
+}
+
+// Two gateways' auto-banners count one fleet: each sees half the
+// threshold's 429s of a user, together they ban them.
+func TestAutoBannerCountsTheFleet(t *testing.T) {
+	store, _, _ := newStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var gateways []*edge.AutoBanner
+	for range 2 {
+		a := edge.NewAutoBanner(4, time.Minute, time.Hour, store, nil)
+		wg.Go(func() { a.Run(ctx) })
+		gateways = append(gateways, a)
+	}
+	now := time.Now()
+	for _, a := range gateways {
+		a.Record(8, now) // 2 in all: not banned
+		a.Record(9, now) // 4 in all: banned
+		a.Record(9, now)
+	}
+	var bans []edge.Ban
+	waitFor(t, 2*time.Second, "user 9 auto-banned", func() bool {
+		bans = mustList(t, store)
+		return len(bans) > 0
+	})
+	time.Sleep(3 * 100 * time.Millisecond) // a few flushes: nobody else gets banned
+	if bans = mustList(t, store); len(bans) != 1 || bans[0].UserID != 9 {
+		t.Fatalf("bans = %+v, want user 9 only", bans)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,16 +28,32 @@ const (
 
 // Limiter is a set of token buckets, one per key (a user id, or an IP hashed
 // with [HashIP] or [HashAddr]), all with the same rate and a burst equal to
-// the rate. The zero value is not usable; a nil *Limiter allows everything.
+// the rate; in a fleet of gateways, this process's share of them (see
+// [Limiter.SetFleet]). The zero value is not usable; a nil *Limiter allows
+// everything.
 //
 // Buckets are created on a key's first request and dropped by [Limiter.Sweep]
 // once idle and full again, so memory follows the number of keys seen in the
 // last idle period, not the number ever seen.
 type Limiter struct {
-	limit  rate.Limit
+	limit  rate.Limit // of the whole fleet
 	burst  int
 	idle   time.Duration
+	share  atomic.Pointer[share] // this process's part of limit and burst
+	shares struct {              // every share made so far, by fleet size
+		sync.Mutex
+		m map[int]*share
+	}
 	shards [limiterShards]limiterShard
+}
+
+// share is the part of a Limiter's rate and burst that one gateway of a
+// fleet of n enforces. It is replaced, never changed: a bucket that holds
+// another pointer than the Limiter's is reconfigured on its next use.
+type share struct {
+	n     int
+	limit rate.Limit
+	burst int
 }
 
 // limiterShard is one independently locked part of a Limiter. It is padded
@@ -52,8 +69,9 @@ type limiterShard struct {
 // bucket is one key's token bucket. Both fields are guarded by the shard's
 // mutex; rate.Limiter's own mutex is then never contended.
 type bucket struct {
-	lim  rate.Limiter
-	last int64 // unix nanoseconds of the last Allow
+	lim   rate.Limiter
+	last  int64  // unix nanoseconds of the last Allow
+	share *share // what lim is configured for
 }
 
 // NewLimiter returns a Limiter that lets each key make ratePerSec requests a
@@ -70,6 +88,7 @@ func NewLimiter(ratePerSec float64, idle time.Duration) *Limiter {
 	}
 	l.limit = rate.Limit(ratePerSec)
 	l.burst = max(1, int(ratePerSec))
+	l.SetFleet(1)
 	for i := range l.shards {
 		l.shards[i].buckets = make(map[uint64]*bucket)
 	}
@@ -95,13 +114,55 @@ func (l *Limiter) Allow(key uint64, now time.Time) (ok bool, retryAfter time.Dur
 		s.peak = max(s.peak, len(s.buckets))
 	}
 	b.last = now.UnixNano()
+	sh := l.share.Load()
+	if b.share != sh {
+		// The fleet grew or shrank since this bucket was last used.
+		b.lim.SetLimitAt(now, sh.limit)
+		b.lim.SetBurstAt(now, sh.burst)
+		b.share = sh
+	}
 	if b.lim.AllowN(now, 1) {
 		s.mu.Unlock()
 		return true, 0
 	}
 	tokens := b.lim.TokensAt(now)
 	s.mu.Unlock()
-	return false, retryAfterFor(tokens, l.limit)
+	return false, retryAfterFor(tokens, sh.limit)
+}
+
+// SetFleet makes the Limiter enforce its part of a limit that holds for a
+// fleet of n gateways (n below 1 counts as 1): 1/n of the rate, and 1/n of
+// the burst rounded down but at least 1. Behind a load balancer that spreads
+// a client's requests over the gateways the parts add up to the limit; one
+// that sends a client to one gateway only gives them 1/n of it, never more
+// (docs/edge.md). Buckets take the new part on their next use: SetFleet
+// costs nothing per key, and Allow still allocates nothing.
+func (l *Limiter) SetFleet(n int) {
+	if l == nil || l.limit == 0 {
+		return
+	}
+	n = max(1, n)
+	l.shares.Lock()
+	defer l.shares.Unlock()
+	sh := l.shares.m[n]
+	if sh == nil {
+		// Kept: a fleet size comes back (a gateway restarting), and the
+		// number of sizes is small.
+		sh = &share{n: n, limit: l.limit / rate.Limit(n), burst: max(1, l.burst/n)}
+		if l.shares.m == nil {
+			l.shares.m = map[int]*share{}
+		}
+		l.shares.m[n] = sh
+	}
+	l.share.Store(sh)
+}
+
+// Fleet is the fleet size the Limiter enforces its part for (see SetFleet).
+func (l *Limiter) Fleet() int {
+	if l == nil || l.limit == 0 {
+		return 1
+	}
+	return l.share.Load().n
 }
 
 // newBucket returns a full bucket. rate.NewLimiter would return a Limiter
@@ -109,9 +170,10 @@ func (l *Limiter) Allow(key uint64, now time.Time) (ok bool, retryAfter time.Dur
 // Both setters are applied at the zero time, so the first AllowN refills the
 // bucket from year 1 and finds it full.
 func (l *Limiter) newBucket() *bucket {
-	b := new(bucket)
-	b.lim.SetBurstAt(time.Time{}, l.burst)
-	b.lim.SetLimitAt(time.Time{}, l.limit)
+	sh := l.share.Load()
+	b := &bucket{share: sh}
+	b.lim.SetBurstAt(time.Time{}, sh.burst)
+	b.lim.SetLimitAt(time.Time{}, sh.limit)
 	return b
 }
 
@@ -135,12 +197,11 @@ func (l *Limiter) Sweep(now time.Time) {
 		return
 	}
 	cutoff := now.UnixNano() - int64(l.idle)
-	full := float64(l.burst)
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
 		for key, b := range s.buckets {
-			if b.last <= cutoff && b.lim.TokensAt(now) >= full {
+			if b.last <= cutoff && b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
 				delete(s.buckets, key)
 			}
 		}
@@ -203,13 +264,18 @@ const (
 )
 
 // HashIP returns the limiter key of an IP address given as 4 or 16 bytes
-// (a net.IP). An IPv4 address hashes the same in both forms. It is 64-bit
-// FNV-1a: distinct addresses may collide and then share one bucket, which at
-// worst rate-limits two clients together, about once in 2^64 pairs; nothing
-// about a ban or a token depends on it. Other lengths are hashed as given.
+// (a net.IP). An IPv4 address hashes the same in both forms. An IPv6
+// address is keyed by its /64 (see [ClientNet]): only its first 8 bytes are
+// hashed. It is 64-bit FNV-1a: distinct keys may collide and then share one
+// bucket, which at worst rate-limits two clients together, about once in
+// 2^64 pairs; nothing about a ban or a token depends on it. Other lengths
+// are hashed as given.
 func HashIP(ip []byte) uint64 {
-	if len(ip) == 16 && isV4Mapped(ip) {
+	switch {
+	case len(ip) == 16 && isV4Mapped(ip):
 		ip = ip[12:]
+	case len(ip) == 16:
+		ip = ip[:8]
 	}
 	h := uint64(fnvOffset64)
 	for _, c := range ip {
@@ -229,6 +295,22 @@ func HashAddr(addr netip.Addr) uint64 {
 	}
 	b := addr.As16()
 	return HashIP(b[:])
+}
+
+// ClientNet returns what one client is limited and banned by: an IPv4
+// address itself, and for IPv6 the /64 network the address is in, as its
+// first address (2001:db8:0:1::/64 for 2001:db8:0:1:a:b:c:d). An IPv6
+// subscriber is normally handed a whole /64 (or more), and every host of it
+// picks addresses at will: keyed by the full address, one shopper would
+// have 2^64 buckets and could walk around any ban. An IPv4-mapped address
+// is its IPv4 address; a zone is dropped. It allocates nothing.
+func ClientNet(addr netip.Addr) netip.Addr {
+	addr = canonAddr(addr)
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return p.Addr()
+	}
+	return addr
 }
 
 // isV4Mapped reports whether a 16-byte address is an IPv4-mapped IPv6

@@ -181,6 +181,48 @@ func TestHashIP(t *testing.T) {
 	if edge.HashAddr(v6) != edge.HashIP(net.ParseIP("2001:db8::1")) {
 		t.Error("HashIP and HashAddr differ for IPv6")
 	}
+	// One IPv6 client is its /64.
+	if edge.HashAddr(v6) != edge.HashAddr(netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff")) {
+		t.Error("two addresses of one /64 have different keys")
+	}
+	if edge.HashAddr(v6) == edge.HashAddr(netip.MustParseAddr("2001:db8:0:1::1")) {
+		t.Error("neighbouring /64s collide")
+	}
+	if edge.HashAddr(v6) != edge.HashAddr(netip.MustParseAddr("2001:db8::")) {
+		t.Error("an address and its /64's first address have different keys")
+	}
+}
+
+func TestClientNet(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.9":                      "203.0.113.9",
+		"::ffff:203.0.113.9":               "203.0.113.9",
+		"2001:db8:1:2:3:4:5:6":             "2001:db8:1:2::",
+		"2001:db8:1:2::":                   "2001:db8:1:2::",
+		"fe80::1:2%eth0":                   "fe80::",
+		"::1":                              "::",
+		"2001:db8:ffff:ffff:ffff:ffff::ff": "2001:db8:ffff:ffff::",
+	} {
+		if got := edge.ClientNet(netip.MustParseAddr(in)).String(); got != want {
+			t.Errorf("ClientNet(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// An IPv6 shopper who hops between the addresses of their /64 still has
+// one bucket; the next /64 has its own.
+func TestLimiterKeysIPv6ByNetwork(t *testing.T) {
+	l := edge.NewLimiter(2, 0)
+	now := time.Now()
+	for i, ip := range []string{"2001:db8::1", "2001:db8::2", "2001:db8::3"} {
+		ok, _ := l.Allow(edge.HashAddr(netip.MustParseAddr(ip)), now)
+		if want := i < 2; ok != want {
+			t.Fatalf("request %d from %s: allowed %v, want %v", i, ip, ok, want)
+		}
+	}
+	if ok, _ := l.Allow(edge.HashAddr(netip.MustParseAddr("2001:db8:0:1::1")), now); !ok {
+		t.Fatal("the next /64 shares the bucket")
+	}
 }
 
 func BenchmarkLimiterAllow(b *testing.B) {
@@ -216,5 +258,55 @@ func BenchmarkHashAddr(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		edge.HashAddr(addr)
+	}
+}
+
+// A limiter of a fleet of n enforces 1/n of the rate and of the burst, and
+// an existing bucket follows a change of the fleet on its next use.
+func TestLimiterFleetShare(t *testing.T) {
+	l := edge.NewLimiter(6, 0)
+	l.SetFleet(3)
+	if l.Fleet() != 3 {
+		t.Fatalf("Fleet() = %d", l.Fleet())
+	}
+	now := time.Now()
+	allowed := func(at time.Time, n int) int {
+		got := 0
+		for range n {
+			if ok, _ := l.Allow(1, at); ok {
+				got++
+			}
+		}
+		return got
+	}
+	if got := allowed(now, 10); got != 2 {
+		t.Fatalf("burst of a third of 6: %d", got)
+	}
+	_, wait := l.Allow(1, now)
+	if wait != time.Second { // 2 tokens a second: the next one in half a second, rounded up
+		t.Fatalf("Retry-After %v", wait)
+	}
+	if got := allowed(now.Add(time.Second), 10); got != 2 {
+		t.Fatalf("a second at a third of 6/s: %d", got)
+	}
+	l.SetFleet(1) // the others left: this bucket now fills at 6/s up to 6
+	if got := allowed(now.Add(3*time.Second), 10); got != 2 {
+		t.Fatalf("the tokens held when the fleet shrank: %d, want no windfall", got)
+	}
+	if got := allowed(now.Add(4*time.Second), 10); got != 6 {
+		t.Fatalf("a second after the fleet shrank to one: %d", got)
+	}
+	l.SetFleet(100) // more gateways than the burst: each still lets one through
+	if got := allowed(now.Add(60*time.Second), 10); got != 1 {
+		t.Fatalf("in a fleet of 100: %d", got)
+	}
+	l.SetFleet(0)
+	if l.Fleet() != 1 {
+		t.Fatalf("a fleet of 0 is one: %d", l.Fleet())
+	}
+	var off *edge.Limiter
+	off.SetFleet(3) // a nil limiter allows everything, whatever the fleet
+	if ok, _ := off.Allow(1, now); !ok || off.Fleet() != 1 {
+		t.Fatal("nil limiter")
 	}
 }

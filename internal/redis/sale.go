@@ -150,6 +150,9 @@ func (s *Store) Counts(ctx context.Context, item int64, shards int) ([]ShardCoun
 	}
 	out := make([]ShardCount, shards)
 	for sh, r := range s.count.ExecMulti(ctx, s.c, execs...) {
+		if e, ok := rueidis.IsRedisErr(r.Error()); ok && e.IsTryAgain() {
+			r = s.exec(ctx, s.count, execs[sh].Keys, nil) // its slot is migrating: wait it out
+		}
 		vals, err := r.ToArray()
 		if err != nil || len(vals) < 2 {
 			return nil, fmt.Errorf("count item %d shard %d: %v", item, sh, orReply(err))
@@ -168,7 +171,7 @@ func (s *Store) Counts(ctx context.Context, item int64, shards int) ([]ShardCoun
 // sold, once per adjustment id, and returns what this adjustment took there.
 func (s *Store) Withdraw(ctx context.Context, item int64, shard int, adjID string, want int64) (taken int64, err error) {
 	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "adj")}
-	vals, err := s.withdraw.Exec(ctx, s.c, keys, []string{adjID, strconv.FormatInt(want, 10)}).AsIntSlice()
+	vals, err := s.exec(ctx, s.withdraw, keys, []string{adjID, strconv.FormatInt(want, 10)}).AsIntSlice()
 	if err != nil || len(vals) != 2 {
 		return 0, fmt.Errorf("withdraw from item %d shard %d: %v", item, shard, orReply(err))
 	}

@@ -14,6 +14,7 @@
 //	<prefix>:item:42          item metadata (JSON), cached by every gateway
 //	<prefix>:item:42:so       "1" while the item is sold out, cached likewise
 //	<prefix>:items            ids of published items
+//	<prefix>:gateways         gateway id -> ms of its last heartbeat
 package redis
 
 import (
@@ -41,7 +42,7 @@ type Store struct {
 	keys   keyCache
 
 	reserve, take, credit, release, preload, settle *rueidis.Lua
-	withdraw, count                                 *rueidis.Lua
+	withdraw, count, heartbeat                      *rueidis.Lua
 }
 
 // Options configure Open.
@@ -79,16 +80,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.ConnTimeout = 2 * time.Second
 	}
 	s := &Store{
-		prefix:   o.Prefix,
-		log:      o.Logger,
-		reserve:  rueidis.NewLuaScript(lua.Reserve),
-		take:     rueidis.NewLuaScript(lua.Take),
-		credit:   rueidis.NewLuaScript(lua.Credit),
-		release:  rueidis.NewLuaScript(lua.Release),
-		preload:  rueidis.NewLuaScript(lua.Preload),
-		settle:   rueidis.NewLuaScript(lua.Settle),
-		withdraw: rueidis.NewLuaScript(lua.Withdraw),
-		count:    rueidis.NewLuaScript(lua.Count),
+		prefix:    o.Prefix,
+		log:       o.Logger,
+		reserve:   rueidis.NewLuaScript(lua.Reserve),
+		take:      rueidis.NewLuaScript(lua.Take),
+		credit:    rueidis.NewLuaScript(lua.Credit),
+		release:   rueidis.NewLuaScript(lua.Release),
+		preload:   rueidis.NewLuaScript(lua.Preload),
+		settle:    rueidis.NewLuaScript(lua.Settle),
+		withdraw:  rueidis.NewLuaScript(lua.Withdraw),
+		count:     rueidis.NewLuaScript(lua.Count),
+		heartbeat: rueidis.NewLuaScript(lua.Heartbeat),
 	}
 	s.items = newItemCache(s, o.CacheTTL)
 	c, err := rueidis.NewClient(rueidis.ClientOption{
@@ -231,7 +233,7 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 	k := s.keysOf(item, shard)
 	keys := []string{k.stock, k.buyers, k.outbox, k.pending}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10)}
-	return parseReserve(s.reserve.Exec(ctx, s.c, keys, args).ToArray())
+	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
 }
 
 // CreditReserve runs reserve.lua on the user's home shard with a transfer:
@@ -242,7 +244,7 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin"}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10),
 		xferID, strconv.FormatInt(units, 10)}
-	return parseReserve(s.reserve.Exec(ctx, s.c, keys, args).ToArray())
+	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
 }
 
 func parseReserve(vals []rueidis.RedisMessage, err error) (ReserveResult, error) {
@@ -278,7 +280,7 @@ func parseReserve(vals []rueidis.RedisMessage, err error) (ReserveResult, error)
 func (s *Store) Take(ctx context.Context, item int64, from, to int, xferID string, want int64, now time.Time) (taken, left int64, err error) {
 	keys := []string{s.shardKey(item, from, "stock"), s.shardKey(item, from, "xout")}
 	args := []string{xferID, strconv.Itoa(to), strconv.FormatInt(want, 10), strconv.FormatInt(now.UnixMilli(), 10)}
-	vals, err := s.take.Exec(ctx, s.c, keys, args).AsIntSlice()
+	vals, err := s.exec(ctx, s.take, keys, args).AsIntSlice()
 	if err != nil || len(vals) != 2 {
 		return 0, 0, fmt.Errorf("take stock from shard %d: %v", from, orReply(err))
 	}
@@ -289,7 +291,7 @@ func (s *Store) Take(ctx context.Context, item int64, from, to int, xferID strin
 func (s *Store) Credit(ctx context.Context, item int64, shard int, xferID string, units int64, now time.Time) (bool, error) {
 	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "xin")}
 	args := []string{xferID, strconv.FormatInt(units, 10), strconv.FormatInt(now.UnixMilli(), 10)}
-	n, err := s.credit.Exec(ctx, s.c, keys, args).AsInt64()
+	n, err := s.exec(ctx, s.credit, keys, args).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("credit shard %d: %w", shard, err)
 	}
@@ -309,7 +311,7 @@ func (s *Store) Ack(ctx context.Context, item int64, from int, xferID string) er
 // back and the user may buy again. It reports whether a unit was returned.
 func (s *Store) Release(ctx context.Context, item int64, shard int, userID int64, orderID string) (bool, error) {
 	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers")}
-	n, err := s.release.Exec(ctx, s.c, keys, []string{strconv.FormatInt(userID, 10), orderID}).AsInt64()
+	n, err := s.exec(ctx, s.release, keys, []string{strconv.FormatInt(userID, 10), orderID}).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("release unit: %w", err)
 	}
@@ -318,7 +320,7 @@ func (s *Store) Release(ctx context.Context, item int64, shard int, userID int64
 
 // Preload runs preload.lua: it sets a shard's stock unless already loaded.
 func (s *Store) Preload(ctx context.Context, item int64, shard int, units int64) (bool, error) {
-	n, err := s.preload.Exec(ctx, s.c, []string{s.shardKey(item, shard, "stock")}, []string{strconv.FormatInt(units, 10)}).AsInt64()
+	n, err := s.exec(ctx, s.preload, []string{s.shardKey(item, shard, "stock")}, []string{strconv.FormatInt(units, 10)}).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("preload shard %d: %w", shard, err)
 	}
@@ -332,11 +334,45 @@ func (s *Store) Settle(ctx context.Context, item int64, shard int, orderIDs []st
 		return 0, nil
 	}
 	keys := []string{s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "pending")}
-	n, err := s.settle.Exec(ctx, s.c, keys, orderIDs).AsInt64()
+	n, err := s.exec(ctx, s.settle, keys, orderIDs).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("settle outbox: %w", err)
 	}
 	return n, nil
+}
+
+// Bounds of exec's waits while a slot migrates.
+const (
+	tryAgainFirst = time.Millisecond
+	tryAgainMax   = 50 * time.Millisecond
+	tryAgainFor   = 5 * time.Second
+)
+
+// exec runs a script. On Redis Cluster it follows MOVED and ASK (rueidis
+// does) and also retries TRYAGAIN, which rueidis leaves to the caller with
+// its retries off: while a slot migrates (`redis-cli --cluster reshard`), a
+// script whose keys are partly moved, or partly missing on both sides (an
+// empty outbox is no key), is refused with TRYAGAIN by both nodes until the
+// migration of that slot ends, a matter of milliseconds. The script did not
+// run, so running it again cannot take a unit twice. Errors of any other
+// kind are returned at once: a Redis that is down fails fast.
+func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) rueidis.RedisResult {
+	wait, waited := tryAgainFirst, time.Duration(0)
+	for {
+		res := script.Exec(ctx, s.c, keys, args)
+		if e, ok := rueidis.IsRedisErr(res.Error()); !ok || !e.IsTryAgain() || waited >= tryAgainFor {
+			return res
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res
+		case <-t.C:
+		}
+		waited += wait
+		wait = min(2*wait, tryAgainMax)
+	}
 }
 
 func orReply(err error) any {

@@ -53,6 +53,10 @@ func TestReserveReplies(t *testing.T) {
 	if got := reserve(t, s, 1, 0, 7, "o2"); got.Outcome != redis.DuplicateBuyer || got.OrderID != "o1" {
 		t.Fatalf("duplicate: %+v", got)
 	}
+	// The same script again (a retry) reserves once and answers the same.
+	if got := reserve(t, s, 1, 0, 7, "o1"); got.Outcome != redis.Reserved || got.Left != 1 {
+		t.Fatalf("the first buy retried: %+v", got)
+	}
 	if got := reserve(t, s, 1, 0, 8, "o3"); got.Outcome != redis.Reserved || got.Left != 0 {
 		t.Fatalf("last unit: %+v", got)
 	}

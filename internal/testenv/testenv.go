@@ -45,29 +45,39 @@ func randomName() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Prefix returns a fresh Redis key prefix and deletes its keys when the test
-// ends.
+// Prefix returns a fresh Redis key prefix on the machine's Redis and
+// deletes its keys when the test ends.
 func Prefix(t testing.TB) string {
 	t.Helper()
+	return PrefixOn(t, []string{RedisAddr()})
+}
+
+// PrefixOn returns a fresh key prefix on the Redis at addrs (a Redis
+// Cluster when there are several) and deletes its keys, on every master,
+// when the test ends.
+func PrefixOn(t testing.TB, addrs []string) string {
+	t.Helper()
 	prefix := "fgtest" + randomName()
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{RedisAddr()}, DisableCache: true})
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
 	if err != nil {
-		t.Fatalf("redis at %s is required: %v", RedisAddr(), err)
+		t.Fatalf("redis at %s is required: %v", strings.Join(addrs, ","), err)
 	}
 	t.Cleanup(func() {
 		defer c.Close()
 		ctx := context.Background()
-		var cursor uint64
-		for {
-			e, err := c.Do(ctx, c.B().Scan().Cursor(cursor).Match(prefix+":*").Count(1000).Build()).AsScanEntry()
-			if err != nil {
-				return
-			}
-			if len(e.Elements) > 0 {
-				c.Do(ctx, c.B().Del().Key(e.Elements...).Build())
-			}
-			if cursor = e.Cursor; cursor == 0 {
-				return
+		for _, node := range c.Nodes() { // SCAN sees one node's keys
+			var cursor uint64
+			for {
+				e, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(prefix+":*").Count(1000).Build()).AsScanEntry()
+				if err != nil {
+					break
+				}
+				for _, k := range e.Elements { // one key a DEL: keys of a node span slots
+					c.Do(ctx, c.B().Del().Key(k).Build())
+				}
+				if cursor = e.Cursor; cursor == 0 {
+					break
+				}
 			}
 		}
 	})
@@ -103,13 +113,25 @@ func Database(t testing.TB) string {
 // database, for mutate to adjust.
 func Config(t testing.TB) *config.Config {
 	t.Helper()
+	return ConfigOn(t, []string{RedisAddr()})
+}
+
+// ClusterConfig is Config on the test binary's Redis Cluster.
+func ClusterConfig(t testing.TB) *config.Config {
+	t.Helper()
+	return ConfigOn(t, RedisCluster(t).Addrs)
+}
+
+// ConfigOn is Config with the Redis at addrs.
+func ConfigOn(t testing.TB, addrs []string) *config.Config {
+	t.Helper()
 	vals := map[string]*string{}
 	set := func(k, v string) { vals[k] = &v }
 	set("FLASHGATE_HTTP_ADDR", "127.0.0.1:0")
 	set("FLASHGATE_ADMIN_ADDR", "127.0.0.1:0")
 	set("FLASHGATE_PAYSIM_ADDR", "127.0.0.1:0")
-	set("FLASHGATE_REDIS_ADDR", RedisAddr())
-	set("FLASHGATE_REDIS_PREFIX", Prefix(t))
+	set("FLASHGATE_REDIS_ADDR", strings.Join(addrs, ","))
+	set("FLASHGATE_REDIS_PREFIX", PrefixOn(t, addrs))
 	set("FLASHGATE_MYSQL_DSN", Database(t))
 	set("FLASHGATE_USER_RATE", "0")
 	set("FLASHGATE_IP_RATE", "0")
