@@ -74,9 +74,12 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 		}
 		// Every shard looks empty from here: read them all before
 		// believing it, since other processes move stock around.
-		found, err := s.refreshEmpty(ctx, it)
-		if err != nil {
-			return BuyResult{}, err
+		// found gets an error of its own: a := here would shadow err, and
+		// a failed Reserve below would then read as Reserved (the zero
+		// outcome) at the top of the loop.
+		found, ferr := s.refreshEmpty(ctx, it)
+		if ferr != nil {
+			return BuyResult{}, ferr
 		}
 		if !found {
 			if confirmed++; confirmed >= 2 {
