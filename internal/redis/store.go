@@ -190,16 +190,16 @@ func (s *Store) keysOf(item int64, shard int) *shardKeys {
 	if _, known := s.keys.m[item]; !known && len(s.keys.m) >= maxKeyedItems {
 		return k
 	}
-	if shard >= len(ks) {
-		grown := make([]*shardKeys, shard+1)
-		copy(grown, ks)
-		ks = grown
+	if shard < len(ks) && ks[shard] != nil {
+		return ks[shard]
 	}
-	if ks[shard] == nil {
-		ks[shard] = k
-	}
-	s.keys.m[item] = ks
-	return ks[shard]
+	// Copy on write: readers index the slice they got under RLock without
+	// holding it, so a published slice is never written again.
+	grown := make([]*shardKeys, max(len(ks), shard+1))
+	copy(grown, ks)
+	grown[shard] = k
+	s.keys.m[item] = grown
+	return k
 }
 
 func (s *Store) itemKey(item int64) string {
