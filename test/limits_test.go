@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashgate/flashgate/internal/app"
+	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
@@ -108,4 +111,33 @@ func TestLimitsHoldForTheFleet(t *testing.T) {
 			t.Fatalf("%d buys from one address got through 3 gateways in %v, %d limited: bound %.1f", passed, took, limited, bound)
 		}
 	})
+}
+
+// TestFleetShareFollowsGateways: a gateway that joins is counted by every
+// gateway, and one that stops leaves at once, each within the 5 seconds the
+// contract allows.
+func TestFleetShareFollowsGateways(t *testing.T) {
+	s := fleetOf(roles{gateways: 2})(t, rates("4", "0"))
+	waitFleet(t, s, 2)
+
+	cfg := *s.app.Config
+	cfg.Role, cfg.HTTPAddr = config.RoleGateway, "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	third, err := app.Start(ctx, &cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- third.Wait(ctx) }()
+	s.gws = append(s.gws, "http://"+third.HTTPAddr)
+	waitFleet(t, s, 3)
+
+	s.http.CloseIdleConnections() // the third gateway drains them on shutdown
+	cancel()
+	if err := <-stopped; err != nil {
+		t.Fatalf("third gateway: %v", err)
+	}
+	s.gws = s.gws[:2]
+	waitFleet(t, s, 2)
 }

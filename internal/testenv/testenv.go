@@ -72,9 +72,12 @@ func PrefixOn(t testing.TB, addrs []string) string {
 				if err != nil {
 					break
 				}
-				for _, k := range e.Elements { // one key a DEL: keys of a node span slots
-					c.Do(ctx, c.B().Del().Key(k).Build())
+				// One key a DEL, pipelined: the keys of a node span slots.
+				dels := make(rueidis.Commands, 0, len(e.Elements))
+				for _, k := range e.Elements {
+					dels = append(dels, c.B().Del().Key(k).Build())
 				}
+				c.DoMulti(ctx, dels...)
 				if cursor = e.Cursor; cursor == 0 {
 					break
 				}
