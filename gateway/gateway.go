@@ -212,6 +212,10 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := g.server.ShutdownWithContext(sctx)
+	// fasthttp closes only the listeners Serve has registered: stopped
+	// right after starting, Serve may not have got there yet and would
+	// then accept forever. Closed here, it returns nil at once.
+	ln.Close()
 	g.stop()
 	if e := <-errc; err == nil {
 		err = e

@@ -233,6 +233,12 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 		r.bad("FLASHGATE_MYSQL_DSN", "names no database")
 	} else if c.MySQLTLS != nil && dsn.TLSConfig != MySQLTLSName {
 		r.bad("FLASHGATE_MYSQL_TLS_CA", "set, but FLASHGATE_MYSQL_DSN does not say tls=%s", MySQLTLSName)
+	} else if pw := r.str("FLASHGATE_MYSQL_PASSWORD"); pw != "" {
+		if dsn.Passwd != "" {
+			r.bad("FLASHGATE_MYSQL_PASSWORD", "set, and FLASHGATE_MYSQL_DSN has a password too: keep one")
+		}
+		dsn.Passwd = pw
+		c.MySQLDSN = dsn.FormatDSN()
 	}
 
 	c.KafkaBrokers = r.list("FLASHGATE_KAFKA_BROKERS")

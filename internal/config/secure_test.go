@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/flashgate/flashgate/internal/config"
-	"github.com/flashgate/flashgate/internal/mysql"
+	fgmysql "github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
@@ -160,6 +162,13 @@ func TestErrorsNeverShowASecret(t *testing.T) {
 			t.Errorf("DSN %q: %v", dsn, err)
 		}
 	}
+	_, err := config.FromValues(config.RoleGateway, values(map[string]string{
+		"FLASHGATE_MYSQL_DSN":      "root:dsn-do-not-print-me@tcp(127.0.0.1:3306)/flashgate",
+		"FLASHGATE_MYSQL_PASSWORD": "pw-do-not-print-me",
+	}))
+	if err == nil || !strings.HasPrefix(err.Error(), "FLASHGATE_MYSQL_PASSWORD: ") || strings.Contains(err.Error(), "do-not-print-me") {
+		t.Errorf("two MySQL passwords: %v", err)
+	}
 	if got := config.RedactDSN("u:p@ss:w@rd@tcp(h:1)/db"); got != "u:xxxxx@tcp(h:1)/db" {
 		t.Errorf("RedactDSN: %q", got)
 	}
@@ -185,10 +194,10 @@ func TestMySQLTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := mysql.Migrate(ctx, c.MySQLDSN); err != nil {
+	if err := fgmysql.Migrate(ctx, c.MySQLDSN); err != nil {
 		t.Fatalf("migrate over TLS: %v", err)
 	}
-	db, err := mysql.Open(ctx, c.MySQLDSN)
+	db, err := fgmysql.Open(ctx, c.MySQLDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,14 +209,14 @@ func TestMySQLTLS(t *testing.T) {
 	}
 
 	// The server refuses plaintext, and another CA does not trust it.
-	if err := mysql.Migrate(ctx, "root@tcp("+addr+")/fgtls?timeout=2s"); err == nil {
+	if err := fgmysql.Migrate(ctx, "root@tcp("+addr+")/fgtls?timeout=2s"); err == nil {
 		t.Error("plaintext connection accepted")
 	}
 	other := testenv.NewTLSFiles(t)
 	if _, err := config.FromValues(config.RoleMigrate, values(map[string]string{"FLASHGATE_MYSQL_DSN": dsn + "&timeout=2s", "FLASHGATE_MYSQL_TLS_CA": other.CA})); err != nil {
 		t.Fatal(err)
 	}
-	if err := mysql.Migrate(ctx, dsn+"&timeout=2s"); err == nil {
+	if err := fgmysql.Migrate(ctx, dsn+"&timeout=2s"); err == nil {
 		t.Error("a server certificate from another CA was trusted")
 	}
 }
@@ -228,6 +237,13 @@ func TestSecretsFromFiles(t *testing.T) {
 		"FLASHGATE_REDIS_PASSWORD":     func(c *config.Config) string { return c.RedisPassword },
 		"FLASHGATE_KAFKA_PASSWORD":     func(c *config.Config) string { return c.KafkaPassword },
 		"FLASHGATE_ALIPAY_PRIVATE_KEY": func(c *config.Config) string { return c.AlipayPrivateKey },
+		"FLASHGATE_MYSQL_PASSWORD": func(c *config.Config) string {
+			dsn, err := mysql.ParseDSN(c.MySQLDSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return dsn.Passwd
+		},
 	}
 	for _, s := range config.Settings() {
 		if s.Type != config.Secret {

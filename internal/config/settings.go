@@ -157,6 +157,7 @@ var settings = []Setting{
 	{Env: "FLASHGATE_REDIS_TLS_CA", Help: "PEM file of the CA that signs Redis's certificate (empty: the system's CAs)", Roles: services},
 
 	{Env: "FLASHGATE_MYSQL_DSN", Default: "root@tcp(127.0.0.1:3306)/flashgate?parseTime=true", Help: "go-sql-driver DSN; add tls=flashgate to use FLASHGATE_MYSQL_TLS_CA", Roles: dbAll, Redact: RedactDSN},
+	{Env: "FLASHGATE_MYSQL_PASSWORD", Type: Secret, Help: "password of the DSN's user, in place of one in the DSN (so the DSN can live in plain config)", Roles: dbAll},
 	{Env: "FLASHGATE_MYSQL_TLS_CA", Help: "PEM file of the CA that signs MySQL's certificate, registered as the DSN's tls=flashgate", Roles: dbAll},
 
 	{Env: "FLASHGATE_KAFKA_BROKERS", Help: "Kafka brokers, comma-separated; empty: dev embeds one, other roles refuse to start", Roles: services},
