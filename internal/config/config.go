@@ -158,14 +158,20 @@ func (h *helpFlag) Set(string) error { h.asked = true; return nil }
 // role's help and returns flag.ErrHelp; a bad flag is one line of error.
 func Parse(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
-	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && h.asked {
+	h := &helpFlag{}
+	if f := fs.Lookup("help"); f != nil {
+		if v, ok := f.Value.(*helpFlag); ok {
+			h = v
+		}
+	}
+	if h.asked {
 		h.print()
 		return flag.ErrHelp
 	}
 	if err != nil {
 		return fmt.Errorf("%w (%s --help lists the flags)", err, fs.Name())
 	}
-	if h, ok := fs.Lookup("help").Value.(*helpFlag); ok && len(h.errs) > 0 {
+	if len(h.errs) > 0 {
 		return errors.Join(h.errs...)
 	}
 	if fs.NArg() > 0 {
