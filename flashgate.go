@@ -36,8 +36,11 @@ type Item struct {
 	Stock       int64
 	Shards      int
 	RequirePath bool
-	StartAt     time.Time // the activity's window
-	EndAt       time.Time
+	// RequireCaptcha: the path token is handed out only against a solved
+	// captcha (contract §12).
+	RequireCaptcha bool
+	StartAt        time.Time // the activity's window
+	EndAt          time.Time
 }
 
 // ItemState is what a shopper sees of an item at a moment.

@@ -38,26 +38,27 @@ func (r activityRow) domain() flashgate.Activity {
 }
 
 type itemRow struct {
-	ID          int64  `db:"id"`
-	ActivityID  int64  `db:"activity_id"`
-	Name        string `db:"name"`
-	Price       string `db:"price"`
-	Points      int64  `db:"points"`
-	Stock       int64  `db:"stock"`
-	Shards      int    `db:"shards"`
-	RequirePath bool   `db:"require_path"`
+	ID             int64  `db:"id"`
+	ActivityID     int64  `db:"activity_id"`
+	Name           string `db:"name"`
+	Price          string `db:"price"`
+	Points         int64  `db:"points"`
+	Stock          int64  `db:"stock"`
+	Shards         int    `db:"shards"`
+	RequirePath    bool   `db:"require_path"`
+	RequireCaptcha bool   `db:"require_captcha"`
 }
 
 func (r itemRow) domain(a *flashgate.Activity) flashgate.Item {
 	price, _ := flashgate.ParseMoney(r.Price)
 	return flashgate.Item{
 		ID: r.ID, ActivityID: r.ActivityID, Name: r.Name, Price: price, Points: r.Points,
-		Stock: r.Stock, Shards: r.Shards, RequirePath: r.RequirePath,
+		Stock: r.Stock, Shards: r.Shards, RequirePath: r.RequirePath, RequireCaptcha: r.RequireCaptcha,
 		StartAt: a.StartAt, EndAt: a.EndAt,
 	}
 }
 
-const itemColumns = "id, activity_id, name, price, points, stock, shards, require_path"
+const itemColumns = "id, activity_id, name, price, points, stock, shards, require_path, require_captcha"
 
 // CreateActivity inserts an activity and returns its id.
 func (db *DB) CreateActivity(ctx context.Context, a *flashgate.Activity) (int64, error) {
@@ -136,8 +137,8 @@ func (db *DB) AddItem(ctx context.Context, it *flashgate.Item) (int64, error) {
 		return 0, flashgate.Errorf(flashgate.Conflict, "activity %d is already published", it.ActivityID)
 	}
 	res, err := tx.ExecContext(ctx,
-		"INSERT INTO seckill_item (activity_id, name, price, points, stock, stock_left, shards, require_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-		it.ActivityID, it.Name, it.Price.String(), it.Points, it.Stock, it.Stock, it.Shards, it.RequirePath)
+		"INSERT INTO seckill_item (activity_id, name, price, points, stock, stock_left, shards, require_path, require_captcha) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		it.ActivityID, it.Name, it.Price.String(), it.Points, it.Stock, it.Stock, it.Shards, it.RequirePath, it.RequireCaptcha)
 	if err != nil {
 		return 0, fmt.Errorf("add item: %w", err)
 	}

@@ -18,16 +18,17 @@ import (
 
 // itemMeta is the JSON stored at <prefix>:item:<id>.
 type itemMeta struct {
-	ID          int64  `json:"id"`
-	ActivityID  int64  `json:"activity_id"`
-	Name        string `json:"name"`
-	Price       int64  `json:"price_cents"`
-	Points      int64  `json:"points"`
-	Stock       int64  `json:"stock"`
-	Shards      int    `json:"shards"`
-	RequirePath bool   `json:"require_path"`
-	StartMS     int64  `json:"start_ms"`
-	EndMS       int64  `json:"end_ms"`
+	ID             int64  `json:"id"`
+	ActivityID     int64  `json:"activity_id"`
+	Name           string `json:"name"`
+	Price          int64  `json:"price_cents"`
+	Points         int64  `json:"points"`
+	Stock          int64  `json:"stock"`
+	Shards         int    `json:"shards"`
+	RequirePath    bool   `json:"require_path"`
+	RequireCaptcha bool   `json:"require_captcha,omitempty"`
+	StartMS        int64  `json:"start_ms"`
+	EndMS          int64  `json:"end_ms"`
 }
 
 // PutItem writes the metadata of a published item and registers it. Gateways
@@ -48,7 +49,7 @@ func (s *Store) PutItem(ctx context.Context, it *flashgate.Item) error {
 func (s *Store) putItemCmds(it *flashgate.Item) (set, add rueidis.Completed, err error) {
 	b, err := json.Marshal(itemMeta{
 		ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: int64(it.Price),
-		Points: it.Points, Stock: it.Stock, Shards: it.Shards, RequirePath: it.RequirePath,
+		Points: it.Points, Stock: it.Stock, Shards: it.Shards, RequirePath: it.RequirePath, RequireCaptcha: it.RequireCaptcha,
 		StartMS: it.StartAt.UnixMilli(), EndMS: it.EndAt.UnixMilli(),
 	})
 	if err != nil {
@@ -218,7 +219,7 @@ func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*Cached
 		}
 		it.Item = flashgate.Item{
 			ID: m.ID, ActivityID: m.ActivityID, Name: m.Name, Price: flashgate.Money(m.Price),
-			Points: m.Points, Stock: m.Stock, Shards: m.Shards, RequirePath: m.RequirePath,
+			Points: m.Points, Stock: m.Stock, Shards: m.Shards, RequirePath: m.RequirePath, RequireCaptcha: m.RequireCaptcha,
 			StartAt: time.UnixMilli(m.StartMS).UTC(), EndAt: time.UnixMilli(m.EndMS).UTC(),
 		}
 		if it.Shards < 1 || it.Shards > 256 {
