@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/flashgate/flashgate"
@@ -30,13 +31,13 @@ func (s *Service) alipayOff() error {
 	return flashgate.Errorf(flashgate.Unavailable, "the alipay channel is not configured")
 }
 
-// PayAlipay hands out the signed alipay.trade.page.pay URL of an unpaid
-// order of user, recording the trade in payment_info (WAIT_BUYER_PAY). A
+// PayAlipay hands out the signed alipay.trade.page.pay URL (with wap,
+// alipay.trade.wap.pay: the cashier for phones) of an unpaid order of user, recording the trade in payment_info (WAIT_BUYER_PAY). A
 // pending order is waited for briefly, then answered conflict. The trade
 // times out at Alipay when the order expires here (rounded up to a minute,
 // the unit of timeout_express); the sweep closes it before cancelling
 // anyway.
-func (s *Service) PayAlipay(ctx context.Context, user int64, id string) (string, error) {
+func (s *Service) PayAlipay(ctx context.Context, user int64, id string, wap bool) (string, error) {
 	if s.pay == nil {
 		return "", s.alipayOff()
 	}
@@ -55,14 +56,22 @@ func (s *Service) PayAlipay(ctx context.Context, user int64, id string) (string,
 	if err != nil {
 		return "", err
 	}
-	u, err := s.pay.PagePayURL(alipay.PagePay{
+	p := alipay.PagePay{
 		OutTradeNo:  o.ID,
 		TotalAmount: o.Amount.String(),
 		Subject:     it.Name,
 		NotifyURL:   s.cfg.PublicURL + NotifyPath,
 		ReturnURL:   s.cfg.PublicURL + ReturnPath,
 		Timeout:     o.CreatedAt.Add(s.cfg.OrderTTL).Sub(now),
-	})
+	}
+	var u string
+	if wap {
+		// A buyer who gives up goes back to the item's page.
+		p.QuitURL = s.cfg.PublicURL + "/items/" + strconv.FormatInt(o.ItemID, 10)
+		u, err = s.pay.WapPayURL(p)
+	} else {
+		u, err = s.pay.PagePayURL(p)
+	}
 	if err != nil {
 		return "", fmt.Errorf("pay order %s: %w", id, err)
 	}

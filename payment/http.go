@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,14 +98,14 @@ func (s *Service) postOrderAction(ctx *fasthttp.RequestCtx) {
 		s.answerOrder(ctx, o, err)
 		return
 	}
-	channel, err := payChannel(ctx.PostBody())
+	channel, wap, err := payChannel(ctx.PostBody())
 	if err != nil {
 		gateway.WriteError(ctx, err)
 		return
 	}
 	switch channel {
 	case mysql.ChannelAlipay:
-		u, err := s.PayAlipay(c, user, id)
+		u, err := s.PayAlipay(c, user, id, wap)
 		if err != nil {
 			s.writeError(ctx, err)
 			return
@@ -122,28 +123,35 @@ func invalid(status int, format string, args ...any) error {
 	return e
 }
 
-// payChannel reads {"channel":"alipay"|"points"}.
-func payChannel(body []byte) (string, error) {
+// payChannel reads {"channel":"alipay"|"points"} with, for alipay, an
+// optional "mode": "page" (the default, alipay.trade.page.pay) or "wap"
+// (alipay.trade.wap.pay, for phones).
+func payChannel(body []byte) (channel string, wap bool, err error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return "", invalid(400, `body: empty; want {"channel":"alipay"} or {"channel":"points"}`)
+		return "", false, invalid(400, `body: empty; want {"channel":"alipay"} or {"channel":"points"}`)
 	}
 	var req struct {
 		Channel *string `json:"channel"`
+		Mode    *string `json:"mode"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field == "channel" {
-			return "", invalid(400, "channel: must be a string")
+		if errors.As(err, &te) && (te.Field == "channel" || te.Field == "mode") {
+			return "", false, invalid(400, "%s: must be a string", te.Field)
 		}
-		return "", invalid(400, "body: malformed JSON: %v", err)
+		return "", false, invalid(400, "body: malformed JSON: %v", err)
 	}
 	switch {
 	case req.Channel == nil:
-		return "", invalid(422, "channel: required, alipay or points")
+		return "", false, invalid(422, "channel: required, alipay or points")
 	case *req.Channel != mysql.ChannelAlipay && *req.Channel != mysql.ChannelPoints:
-		return "", invalid(422, "channel: must be alipay or points, not %q", *req.Channel)
+		return "", false, invalid(422, "channel: must be alipay or points, not %q", *req.Channel)
+	case req.Mode != nil && *req.Channel != mysql.ChannelAlipay:
+		return "", false, invalid(422, "mode: only for the alipay channel")
+	case req.Mode != nil && *req.Mode != "page" && *req.Mode != "wap":
+		return "", false, invalid(422, "mode: must be page or wap, not %q", *req.Mode)
 	}
-	return *req.Channel, nil
+	return *req.Channel, req.Mode != nil && *req.Mode == "wap", nil
 }
 
 func (s *Service) answerOrder(ctx *fasthttp.RequestCtx, o *flashgate.Order, err error) {
@@ -180,13 +188,14 @@ func (s *Service) notify(ctx *fasthttp.RequestCtx) {
 }
 
 var returnPage = template.Must(template.New("return").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>flashgate: order {{.OrderID}}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>flashgate: order {{.OrderID}}</title>
 {{if .Refresh}}<meta http-equiv="refresh" content="2">{{end}}
 <style>body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em}
 .status{font-size:1.6em;font-weight:600}</style></head>
 <body><h1>Order {{.OrderID}}</h1>
-<p class="status">{{.Status}}</p>
-<p>{{.Note}}</p></body></html>
+<p class="status" id="status">{{.Status}}</p>
+<p>{{.Note}}</p>
+{{if .ItemURL}}<p><a id="back" href="{{.ItemURL}}">‹ Back to the item</a></p>{{end}}</body></html>
 `))
 
 // alipayReturn is GET /pay/alipay/return: the buyer's browser back from the
@@ -206,8 +215,8 @@ func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) {
 		err = flashgate.Errorf(flashgate.Invalid, "this return does not come from alipay")
 	}
 	data := struct {
-		OrderID, Status, Note string
-		Refresh               bool
+		OrderID, Status, Note, ItemURL string
+		Refresh                        bool
 	}{OrderID: "?", Status: "unknown"}
 	status := 200
 	switch {
@@ -224,6 +233,9 @@ func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) {
 		}
 	default:
 		data.OrderID, data.Status = v.OrderID, string(v.Status)
+		if item, ok := flashgate.OrderItem(v.OrderID); ok {
+			data.ItemURL = "/items/" + strconv.FormatInt(item, 10)
+		}
 		switch {
 		case v.Status == flashgate.OrderPaid:
 			data.Note = "Thank you: the payment is confirmed."

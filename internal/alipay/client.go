@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,14 +16,21 @@ import (
 // Methods and fixed values of the protocol.
 const (
 	MethodPagePay = "alipay.trade.page.pay"
+	// MethodWapPay is mobile-website payment (手机网站支付): the same
+	// flow as page pay, with a cashier made for phones.
+	MethodWapPay = "alipay.trade.wap.pay"
 	MethodQuery   = "alipay.trade.query"
 	MethodRefund  = "alipay.trade.refund"
 	MethodClose   = "alipay.trade.close"
 	// MethodPagePayReturn is the method parameter of a synchronous return.
 	MethodPagePayReturn = "alipay.trade.page.pay.return"
+	// MethodWapPayReturn is the method parameter of a wap pay's return.
+	MethodWapPayReturn = "alipay.trade.wap.pay.return"
 
 	// ProductCodePagePay is the product_code of computer-website payment.
 	ProductCodePagePay = "FAST_INSTANT_TRADE_PAY"
+	// ProductCodeWapPay is the product_code of mobile-website payment.
+	ProductCodeWapPay = "QUICK_WAP_WAY"
 	// SignTypeRSA2 is the only sign_type this package speaks.
 	SignTypeRSA2 = "RSA2"
 	// Charset is the only charset this package speaks.
@@ -100,6 +106,9 @@ type PagePay struct {
 	// Timeout, when positive, is how long the buyer has to pay, sent as
 	// timeout_express in whole minutes (rounded up, at least one).
 	Timeout time.Duration
+	// QuitURL is where a wap cashier sends a buyer who gives up (wap pay
+	// only; page pay has no such parameter).
+	QuitURL string
 }
 
 type pagePayBiz struct {
@@ -108,30 +117,48 @@ type pagePayBiz struct {
 	Subject        string `json:"subject"`
 	ProductCode    string `json:"product_code"`
 	TimeoutExpress string `json:"timeout_express,omitempty"`
+	QuitURL        string `json:"quit_url,omitempty"`
 }
 
 // PagePayURL returns the signed alipay.trade.page.pay URL to send the buyer's
 // browser to. It does no I/O.
 func (c *Client) PagePayURL(p PagePay) (string, error) {
+	p.QuitURL = ""
+	return c.payURL(MethodPagePay, ProductCodePagePay, p)
+}
+
+// WapPayURL returns the signed alipay.trade.wap.pay URL, mobile-website
+// payment: what a phone's browser is sent to. It does no I/O.
+func (c *Client) WapPayURL(p PagePay) (string, error) {
+	return c.payURL(MethodWapPay, ProductCodeWapPay, p)
+}
+
+// payURL builds the URL of a cashier method (page or wap pay).
+func (c *Client) payURL(method, productCode string, p PagePay) (string, error) {
+	what := "page pay"
+	if method == MethodWapPay {
+		what = "wap pay"
+	}
 	if p.OutTradeNo == "" || p.Subject == "" {
-		return "", errors.New("page pay: out_trade_no and subject are required")
+		return "", fmt.Errorf("%s: out_trade_no and subject are required", what)
 	}
 	if _, err := ParseAmount(p.TotalAmount); err != nil {
-		return "", fmt.Errorf("page pay: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	biz := pagePayBiz{
 		OutTradeNo:  p.OutTradeNo,
 		TotalAmount: p.TotalAmount,
 		Subject:     p.Subject,
-		ProductCode: ProductCodePagePay,
+		ProductCode: productCode,
+		QuitURL:     p.QuitURL,
 	}
 	if p.Timeout > 0 {
 		minutes := (p.Timeout + time.Minute - 1) / time.Minute
 		biz.TimeoutExpress = fmt.Sprintf("%dm", minutes)
 	}
-	params, err := c.request(MethodPagePay, biz)
+	params, err := c.request(method, biz)
 	if err != nil {
-		return "", fmt.Errorf("page pay: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	if p.NotifyURL != "" {
 		params.Set("notify_url", p.NotifyURL)
@@ -140,7 +167,7 @@ func (c *Client) PagePayURL(p PagePay) (string, error) {
 		params.Set("return_url", p.ReturnURL)
 	}
 	if err := c.sign(params); err != nil {
-		return "", fmt.Errorf("page pay: %w", err)
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	sep := "?"
 	if strings.Contains(c.cfg.Gateway, "?") {

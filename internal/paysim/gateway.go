@@ -84,7 +84,7 @@ func (s *Sim) gateway(w http.ResponseWriter, r *http.Request) {
 	}
 	params := r.Form
 	method := params.Get("method")
-	if method == alipay.MethodPagePay {
+	if method == alipay.MethodPagePay || method == alipay.MethodWapPay {
 		s.pagePay(w, params)
 		return
 	}
@@ -116,7 +116,7 @@ func (s *Sim) checkRequest(params url.Values) *failure {
 	switch method := params.Get("method"); method {
 	case "":
 		return fail(alipay.CodeMissingArgs, "isv.missing-method", "缺少方法名参数")
-	case alipay.MethodPagePay, alipay.MethodQuery, alipay.MethodRefund, alipay.MethodClose:
+	case alipay.MethodPagePay, alipay.MethodWapPay, alipay.MethodQuery, alipay.MethodRefund, alipay.MethodClose:
 	default:
 		return fail(alipay.CodeInvalidArgs, "isv.invalid-method", "不存在的方法名: "+method)
 	}
@@ -350,8 +350,11 @@ func (s *Sim) closeTrade(outTradeNo, tradeNo string) (any, *failure) {
 	return closeNode{head: success(), TradeNo: t.tradeNo, OutTradeNo: t.outTradeNo}, nil
 }
 
-// pagePay opens the cashier page, creating the trade on first sight.
+// pagePay opens the cashier page, creating the trade on first sight. It
+// serves page pay (电脑网站支付) and wap pay (手机网站支付) alike; a wap
+// trade gets the phone cashier, a quit link and a wap return.
 func (s *Sim) pagePay(w http.ResponseWriter, params url.Values) {
+	wap := params.Get("method") == alipay.MethodWapPay
 	showErr := func(f *failure) {
 		s.renderError(w, http.StatusBadRequest, f.head)
 	}
@@ -365,6 +368,7 @@ func (s *Sim) pagePay(w http.ResponseWriter, params url.Values) {
 		Subject        string `json:"subject"`
 		ProductCode    string `json:"product_code"`
 		TimeoutExpress string `json:"timeout_express"`
+		QuitURL        string `json:"quit_url"`
 	}
 	if err := json.Unmarshal([]byte(params.Get("biz_content")), &biz); err != nil {
 		showErr(fail(alipay.CodeInvalidArgs, "isv.invalid-parameter", "biz_content 不是合法的 JSON"))
@@ -381,8 +385,11 @@ func (s *Sim) pagePay(w http.ResponseWriter, params url.Values) {
 	case err != nil || cents <= 0:
 		showErr(bizFail("ACQ.INVALID_PARAMETER", "total_amount 无效: "+biz.TotalAmount))
 		return
-	case biz.ProductCode != "" && biz.ProductCode != alipay.ProductCodePagePay:
+	case !wap && biz.ProductCode != "" && biz.ProductCode != alipay.ProductCodePagePay:
 		showErr(bizFail("ACQ.INVALID_PARAMETER", "电脑网站支付的 product_code 只能是 FAST_INSTANT_TRADE_PAY"))
+		return
+	case wap && biz.ProductCode != alipay.ProductCodeWapPay:
+		showErr(bizFail("ACQ.INVALID_PARAMETER", "手机网站支付的 product_code 必须是 QUICK_WAP_WAY"))
 		return
 	}
 	timeout, err := parseTimeoutExpress(biz.TimeoutExpress, s.now())
@@ -407,6 +414,8 @@ func (s *Sim) pagePay(w http.ResponseWriter, params url.Values) {
 			totalCents: cents,
 			status:     alipay.TradeWaitBuyerPay,
 			created:    s.now(),
+			wap:        wap,
+			quitURL:    biz.QuitURL,
 		}
 		if timeout > 0 {
 			t.expires = t.created.Add(timeout)

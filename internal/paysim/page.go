@@ -12,16 +12,20 @@ import (
 
 const pagesHTML = `
 {{define "top"}}<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>{{.}} · flashgate paysim</title>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.}} · flashgate paysim</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.3rem;color:#1677ff} table{border-collapse:collapse;width:100%}
 td,th{padding:.4rem;border-bottom:1px solid #eee;text-align:left} .amount{font-size:2rem;font-weight:bold}
 form{display:inline} button{font-size:1rem;padding:.5rem 1.5rem;margin:1rem .5rem 0 0;cursor:pointer}
 .pay{background:#1677ff;color:#fff;border:0} .note{color:#888;font-size:.85rem}
+.kind{display:inline-block;font-size:.8rem;color:#1677ff;border:1px solid #1677ff;border-radius:1rem;padding:.1rem .6rem}
+@media (max-width:600px){body{margin:1rem auto} .amount{text-align:center;font-size:2.4rem}
+ .wap form{display:block} .wap button{width:100%;margin:.6rem 0 0;padding:.9rem;font-size:1.1rem;border-radius:.5rem}}
 </style></head><body><h1>支付宝 · flashgate paysim (sandbox)</h1>{{end}}
 
 {{define "cashier"}}{{template "top" "收银台"}}
+<p class="kind" id="kind">{{if .Wap}}手机网站支付 alipay.trade.wap.pay{{else}}电脑网站支付 alipay.trade.page.pay{{end}}</p>
 <p class="amount">¥ {{.TotalAmount}}</p>
 <table>
 <tr><th>订单号 out_trade_no</th><td id="out_trade_no">{{.OutTradeNo}}</td></tr>
@@ -30,11 +34,12 @@ form{display:inline} button{font-size:1rem;padding:.5rem 1.5rem;margin:1rem .5re
 <tr><th>交易号 trade_no</th><td>{{.TradeNo}}</td></tr>
 <tr><th>状态 trade_status</th><td id="trade_status">{{.Status}}</td></tr>
 </table>
-{{if eq .Status "WAIT_BUYER_PAY"}}
+{{if eq .Status "WAIT_BUYER_PAY"}}<div class="{{if .Wap}}wap{{end}}">
 <form method="post" action="/sim/pay"><input type="hidden" name="out_trade_no" value="{{.OutTradeNo}}">
 <input type="hidden" name="redirect" value="1"><button class="pay" type="submit">Pay 确认付款</button></form>
 <form method="post" action="/sim/cancel"><input type="hidden" name="out_trade_no" value="{{.OutTradeNo}}">
 <input type="hidden" name="redirect" value="1"><button type="submit">Cancel 取消</button></form>
+{{if .QuitURL}}<p><a id="quit" href="{{.QuitURL}}">‹ 返回商家 back to the shop</a></p>{{end}}</div>
 {{else}}<p>这笔交易已不能支付（{{.Status}}）。</p>{{end}}
 <p class="note">No money moves here. Pay sends the signed notify to {{if .NotifyURL}}{{.NotifyURL}}{{else}}(no notify_url){{end}}.</p>
 </body></html>{{end}}

@@ -218,8 +218,12 @@ func (s *Sim) returnURL(t *trade) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse return_url: %w", err)
 	}
+	method := alipay.MethodPagePayReturn
+	if t.wap {
+		method = alipay.MethodWapPayReturn
+	}
 	p := url.Values{
-		"method":       {alipay.MethodPagePayReturn},
+		"method":       {method},
 		"app_id":       {s.cfg.AppID},
 		"auth_app_id":  {s.cfg.AppID},
 		"charset":      {alipay.Charset},

@@ -197,6 +197,10 @@ type Trade struct {
 	RefundFee string
 	NotifyURL string
 	ReturnURL string
+	// Wap is true for a trade opened by alipay.trade.wap.pay; QuitURL is
+	// its quit_url.
+	Wap     bool
+	QuitURL string
 }
 
 // Trade returns the trade of outTradeNo, if a page pay created it.
@@ -226,6 +230,8 @@ type trade struct {
 	closed      time.Time
 	refunds     map[string]refund // by out_request_no
 	refundCents int64
+	wap         bool // opened by wap pay: phone cashier, wap return
+	quitURL     string
 }
 
 type refund struct {
@@ -243,6 +249,8 @@ func (t *trade) snapshot() Trade {
 		RefundFee:   alipay.FormatAmount(t.refundCents),
 		NotifyURL:   t.notifyURL,
 		ReturnURL:   t.returnURL,
+		Wap:         t.wap,
+		QuitURL:     t.quitURL,
 	}
 }
 
