@@ -259,6 +259,11 @@ func (g *Gateway) buyPath(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code 
 	case now.Before(it.StartAt.Add(-pathLead)):
 		return reject(ctx, flashgate.NotStarted)
 	}
+	if it.RequireCaptcha {
+		if code, ok := g.admitCaptcha(ctx); !ok {
+			return code
+		}
+	}
 	b := make([]byte, 0, 32+edge.PathTokenLen)
 	b = append(b, `{"code":"ok","path":"`...)
 	b = append(b, g.guard.paths.Issue(user, id, it.EndAt)...)

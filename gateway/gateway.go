@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,10 +23,12 @@ import (
 
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/auth"
+	"github.com/flashgate/flashgate/internal/captcha"
 	"github.com/flashgate/flashgate/internal/kafka"
 	"github.com/flashgate/flashgate/internal/logging"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/internal/webasset"
 )
 
 // Config configures a Gateway.
@@ -80,6 +83,9 @@ type Gateway struct {
 	metrics  fasthttp.RequestHandler
 	m        *metrics
 	guard    *guard
+	captchas *captcha.Captchas
+	web      *webasset.Set
+	live     *liveCounts
 	err      error // a bad setting, returned by Serve
 	// base is the context of the gateway's I/O, cancelled once it has
 	// shut down. A RequestCtx must not be one: database/sql and
@@ -131,6 +137,14 @@ func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer,
 	g.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	g.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	g.guard, g.err = newGuard(cfg, store, log, reg)
+	g.web = loadWeb()
+	if store != nil {
+		// Drawing a captcha costs a millisecond of CPU: at most half the
+		// cores draw at once, so a flood of captcha requests cannot starve
+		// the buys.
+		g.captchas = captcha.New(store.Client(), store.Prefix(), runtime.GOMAXPROCS(0)/2)
+		g.live = newLiveCounts(store, log)
+	}
 	g.warns = newWarns(log, cfg.WarnEvery)
 	handler := g.handle
 	if cfg.AccessLog {
@@ -182,6 +196,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	// the requests in flight: g.stop comes after the shutdown below.
 	var edgeWork sync.WaitGroup
 	g.guard.start(g.base, &edgeWork)
+	if g.live != nil {
+		edgeWork.Go(func() { g.live.run(g.base) })
+	}
 	edgeWork.Add(1)
 	go func() {
 		defer edgeWork.Done()
@@ -242,6 +259,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		code := g.buy(ctx, path[len(pathSeckill):])
 		g.m.observeBuy(code, time.Since(start))
+		g.live.count(path[len(pathSeckill):], code)
 		return
 	case get && bytes.HasPrefix(path, pathSeckill) && isBuyPath(path[len(pathSeckill):]):
 		g.count(routePath, g.buyPath(ctx, path[len(pathSeckill):]))
@@ -263,6 +281,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		return
 	case get && bytes.Equal(path, pathMetrics):
 		g.metrics(ctx)
+		return
+	}
+	if get && g.serveMore(ctx, path) {
 		return
 	}
 	method := string(ctx.Method())
@@ -361,6 +382,7 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if it.Missing {
 		return reject(ctx, flashgate.NotFound)
 	}
+	g.live.track(id)
 	if it.RequirePath {
 		if code, ok := g.admitPath(ctx, user, id, now); !ok {
 			return code
@@ -453,7 +475,8 @@ func (g *Gateway) itemView(ctx context.Context, id int64, now time.Time) (*itemJ
 	}
 	return &itemJSON{ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: it.Price,
 		StartAt: it.StartAt, EndAt: it.EndAt, Stock: it.Stock, Remaining: left,
-		State: it.StateAt(now, it.SoldOut || left == 0)}, nil
+		State:  it.StateAt(now, it.SoldOut || left == 0),
+		Points: it.Points, RequirePath: it.RequirePath, RequireCaptcha: it.RequireCaptcha}, nil
 }
 
 // listActivities is GET /api/v1/activities, cached for a second.

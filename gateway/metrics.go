@@ -16,10 +16,12 @@ const (
 	routeOrder
 	routeActivities
 	routePath
+	routeCaptcha
+	routePage
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"buy", "item", "order", "activities", "path"}
+var routeNames = [numRoutes]string{"buy", "item", "order", "activities", "path", "captcha", "page"}
 
 var allCodes = []flashgate.Code{
 	flashgate.OK, flashgate.Invalid, flashgate.Unauthorized, flashgate.Forbidden, flashgate.NotFound,

@@ -89,6 +89,10 @@ type itemJSON struct {
 	Stock      int64               `json:"stock"`
 	Remaining  int64               `json:"remaining"`
 	State      flashgate.ItemState `json:"state"`
+	// Extensions (docs/pages.md): what a page needs to run the buy.
+	Points         int64 `json:"points"`
+	RequirePath    bool  `json:"require_path"`
+	RequireCaptcha bool  `json:"require_captcha"`
 }
 
 // orderJSON is an order as its owner sees it.

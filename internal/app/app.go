@@ -210,6 +210,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			AccessLog: cfg.AccessLog, WarnEvery: cfg.LogRepeatEvery,
 		}, a.Store, a.DB, a.Producer, a.Signer, log, reg)
 		a.Payment.MountGateway(a.Gateway, a.Signer)
+		if cfg.Role == config.RoleDev {
+			// The storefront's demo sign-in (contract §12): dev only.
+			a.Gateway.Handle("POST", gateway.DevTokenPath, gateway.DevToken(a.Signer, 24*time.Hour))
+		}
 	}
 	if a.serves(config.RoleAdmin) {
 		a.Admin = admin.New(a.DB, a.Store, cfg.AdminToken, log, reg)

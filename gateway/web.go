@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/auth"
+	"github.com/flashgate/flashgate/internal/captcha"
+	"github.com/flashgate/flashgate/internal/webasset"
+)
+
+// The storefront (contract §12): hand-written HTML, CSS and JavaScript in
+// web/, embedded, served from memory with ETags. The pages are clients of
+// the public JSON API like any script; nothing here renders data.
+//
+//go:embed web
+var webFS embed.FS
+
+func loadWeb() *webasset.Set {
+	sub, err := fs.Sub(webFS, "web")
+	if err == nil {
+		var s *webasset.Set
+		if s, err = webasset.Load(sub); err == nil {
+			return s
+		}
+	}
+	// The files are embedded at build time: this cannot fail at run time.
+	panic(err)
+}
+
+var (
+	pathCaptcha   = []byte("/api/v1/captcha")
+	pathRoot      = []byte("/")
+	pathItemPage  = []byte("/items/")
+	pathStatic    = []byte("/static/")
+	pathFavicon   = []byte("/favicon.ico")
+	pathIndexHTML = []byte("/index.html")
+)
+
+// serveMore answers the GET routes outside the API proper: the captcha and
+// the storefront's pages. It runs after the API's routes, so it costs the
+// buy nothing.
+func (g *Gateway) serveMore(ctx *fasthttp.RequestCtx, path []byte) bool {
+	switch {
+	case bytes.Equal(path, pathCaptcha):
+		g.count(routeCaptcha, g.captcha(ctx))
+	case bytes.Equal(path, pathRoot), bytes.Equal(path, pathIndexHTML):
+		g.count(routePage, g.page(ctx, "index.html"))
+	case bytes.HasPrefix(path, pathItemPage):
+		if _, ok := parseID(path[len(pathItemPage):]); !ok {
+			return false
+		}
+		g.count(routePage, g.page(ctx, "item.html"))
+	case bytes.HasPrefix(path, pathStatic):
+		g.count(routePage, g.page(ctx, string(path[1:])))
+	case bytes.Equal(path, pathFavicon):
+		g.count(routePage, g.page(ctx, "static/favicon.svg"))
+	default:
+		return false
+	}
+	return true
+}
+
+// page serves one embedded file: 304 when the client holds it, gzipped
+// when the client takes it.
+func (g *Gateway) page(ctx *fasthttp.RequestCtx, name string) flashgate.Code {
+	f := g.web.Get(name)
+	if f == nil {
+		return writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no such file"))
+	}
+	body, etag, gz := f.Pick(string(ctx.Request.Header.Peek("Accept-Encoding")))
+	h := &ctx.Response.Header
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", f.CacheControl)
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if webasset.NotModified(string(ctx.Request.Header.Peek("If-None-Match")), etag) {
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
+		return flashgate.OK
+	}
+	h.SetContentType(f.ContentType)
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+	}
+	ctx.SetStatusCode(200)
+	if !ctx.IsHead() {
+		ctx.SetBody(body)
+	} else {
+		ctx.Response.SkipBody = true
+		h.SetContentLength(len(body))
+	}
+	return flashgate.OK
+}
+
+// captcha is GET /api/v1/captcha (contract §12): a fresh captcha whose
+// answer any gateway checks once, within two minutes. Drawing runs on a
+// bounded number of goroutines; past them the answer is 429 at once.
+func (g *Gateway) captcha(ctx *fasthttp.RequestCtx) flashgate.Code {
+	if g.captchas == nil {
+		return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "captcha unavailable"))
+	}
+	id, img, err := g.captchas.New(g.ioContext())
+	if errors.Is(err, captcha.ErrBusy) {
+		return rateLimited(ctx, time.Second)
+	}
+	if err != nil {
+		g.log.Warn("captcha", "err", err)
+		return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "captcha unavailable"))
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, 200, map[string]string{"code": "ok", "captcha_id": id, "image": img})
+	return flashgate.OK
+}
+
+// Pre-rendered answer of a path request without a good captcha answer.
+var bodyNeedCaptcha = renderReject(flashgate.Forbidden,
+	"this item needs a solved captcha: GET /api/v1/captcha, then ask for the path with ?captcha_id=ID&captcha=ANSWER (each captcha is good for one try)")
+
+// admitCaptcha checks the captcha answer of a path request for an item that
+// requires one.
+func (g *Gateway) admitCaptcha(ctx *fasthttp.RequestCtx) (flashgate.Code, bool) {
+	args := ctx.QueryArgs()
+	if g.captchas == nil {
+		return reject(ctx, flashgate.Unavailable), false
+	}
+	ok, err := g.captchas.Check(g.ioContext(), string(args.Peek("captcha_id")), string(args.Peek("captcha")))
+	if err != nil {
+		g.log.Warn("check captcha", "err", err)
+		return reject(ctx, flashgate.Unavailable), false
+	}
+	if !ok {
+		return rejectWith(ctx, flashgate.Forbidden, bodyNeedCaptcha), false
+	}
+	return flashgate.OK, true
+}
+
+// DevTokenPath is dev's demo sign-in (contract §12).
+const DevTokenPath = "/dev/token"
+
+// DevToken returns the handler of POST /dev/token {"user_id":N}: a shopper
+// token for any user, valid for ttl. Only dev mounts it: it hands out
+// tokens to anyone who asks.
+func DevToken(signer *auth.Signer, ttl time.Duration) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) != DevTokenPath {
+			writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", ctx.Method(), ctx.Path()))
+			return
+		}
+		var body struct {
+			UserID *json.Number `json:"user_id"`
+		}
+		if err := json.Unmarshal(ctx.PostBody(), &body); err != nil {
+			e := flashgate.Errorf(flashgate.Invalid, `body: want {"user_id":N}`)
+			e.Status = 400
+			writeError(ctx, e)
+			return
+		}
+		var user int64
+		var err error
+		if body.UserID != nil {
+			user, err = strconv.ParseInt(body.UserID.String(), 10, 64)
+		}
+		if body.UserID == nil || err != nil || user <= 0 {
+			e := flashgate.Errorf(flashgate.Invalid, "user_id: required, a positive integer")
+			e.Status = 422
+			writeError(ctx, e)
+			return
+		}
+		exp := time.Now().Add(ttl)
+		writeJSON(ctx, 200, map[string]any{"code": "ok", "token": signer.Mint(user, exp), "user_id": user, "expires_at": exp.UTC().Truncate(time.Second)})
+	}
+}
