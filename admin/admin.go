@@ -27,6 +27,7 @@ import (
 	"github.com/flashgate/flashgate/internal/logging"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/internal/webasset"
 	"github.com/flashgate/flashgate/sale"
 )
 
@@ -41,6 +42,7 @@ type Server struct {
 	ops   *sale.Ops
 
 	metrics http.Handler
+	web     *webasset.Set
 
 	// AccessLog, when set before Serve, gets a line per request
 	// (FLASHGATE_ACCESS_LOG).
@@ -56,6 +58,8 @@ func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *
 	s.mux.HandleFunc("GET /admin/v1/activities/{id}", s.getActivity)
 	s.mux.HandleFunc("POST /admin/v1/activities/{id}/items", s.addItem)
 	s.mux.HandleFunc("GET /admin/v1/items/{id}/stats", s.stats)
+	s.mux.HandleFunc("GET /admin/v1/items/{id}/live", s.live)
+	s.web = loadWeb()
 	s.mountBlacklist()
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -83,6 +87,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.metrics.ServeHTTP(w, r)
 			return
 		}
+	}
+	if s.page(w, r) {
+		return
 	}
 	if !s.authorized(r) {
 		WriteError(w, flashgate.Errorf(flashgate.Unauthorized, "missing or bad admin token"))
@@ -288,14 +295,20 @@ func (s *Server) createActivity(w http.ResponseWriter, r *http.Request) {
 }
 
 type itemOut struct {
-	ID          int64           `json:"id"`
-	ActivityID  int64           `json:"activity_id"`
-	Name        string          `json:"name"`
-	Price       flashgate.Money `json:"price"`
-	Points      int64           `json:"points"`
-	Stock       int64           `json:"stock"`
-	Shards      int             `json:"shards"`
-	RequirePath bool            `json:"require_path"`
+	ID             int64           `json:"id"`
+	ActivityID     int64           `json:"activity_id"`
+	Name           string          `json:"name"`
+	Price          flashgate.Money `json:"price"`
+	Points         int64           `json:"points"`
+	Stock          int64           `json:"stock"`
+	Shards         int             `json:"shards"`
+	RequirePath    bool            `json:"require_path"`
+	RequireCaptcha bool            `json:"require_captcha"`
+}
+
+// newItemOut is an item as the admin API shows it.
+func newItemOut(it *flashgate.Item) itemOut {
+	return itemOut{it.ID, it.ActivityID, it.Name, it.Price, it.Points, it.Stock, it.Shards, it.RequirePath, it.RequireCaptcha}
 }
 
 func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +324,7 @@ func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]itemOut, 0, len(a.Items))
 	for _, it := range a.Items {
-		items = append(items, itemOut{it.ID, it.ActivityID, it.Name, it.Price, it.Points, it.Stock, it.Shards, it.RequirePath})
+		items = append(items, newItemOut(&it))
 	}
 	WriteJSON(w, 200, map[string]any{"code": "ok", "activity": map[string]any{
 		"id": a.ID, "name": a.Name, "start_at": a.StartAt, "end_at": a.EndAt,
@@ -327,18 +340,19 @@ func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		Name        string          `json:"name"`
-		Price       json.RawMessage `json:"price"`
-		Stock       *int64          `json:"stock"`
-		Shards      *int            `json:"shards"`
-		Points      *int64          `json:"points"`
-		RequirePath bool            `json:"require_path"`
+		Name           string          `json:"name"`
+		Price          json.RawMessage `json:"price"`
+		Stock          *int64          `json:"stock"`
+		Shards         *int            `json:"shards"`
+		Points         *int64          `json:"points"`
+		RequirePath    bool            `json:"require_path"`
+		RequireCaptcha bool            `json:"require_captcha"`
 	}
 	if err := DecodeJSON(r, &body); err != nil {
 		WriteError(w, err)
 		return
 	}
-	it := flashgate.Item{ActivityID: activity, Name: body.Name, Shards: 8, RequirePath: body.RequirePath}
+	it := flashgate.Item{ActivityID: activity, Name: body.Name, Shards: 8, RequirePath: body.RequirePath, RequireCaptcha: body.RequireCaptcha}
 	if err := checkName(body.Name); err != nil {
 		WriteError(w, err)
 		return

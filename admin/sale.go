@@ -42,7 +42,7 @@ func (s *Server) activityOut(a *flashgate.Activity, withItems bool) activityOut 
 	if withItems {
 		out.Items = make([]itemOut, 0, len(a.Items))
 		for _, it := range a.Items {
-			out.Items = append(out.Items, itemOut{it.ID, it.ActivityID, it.Name, it.Price, it.Points, it.Stock, it.Shards, it.RequirePath})
+			out.Items = append(out.Items, newItemOut(&it))
 		}
 	}
 	return out
@@ -258,7 +258,7 @@ func (s *Server) patchItem(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "update item", err)
 		return
 	}
-	WriteJSON(w, 200, map[string]any{"code": "ok", "item": itemOut{it.ID, it.ActivityID, it.Name, it.Price, it.Points, it.Stock, it.Shards, it.RequirePath}})
+	WriteJSON(w, 200, map[string]any{"code": "ok", "item": newItemOut(it)})
 }
 
 func (s *Server) adjustStock(w http.ResponseWriter, r *http.Request) {
