@@ -19,9 +19,9 @@ const (
 	// MethodWapPay is mobile-website payment (手机网站支付): the same
 	// flow as page pay, with a cashier made for phones.
 	MethodWapPay = "alipay.trade.wap.pay"
-	MethodQuery   = "alipay.trade.query"
-	MethodRefund  = "alipay.trade.refund"
-	MethodClose   = "alipay.trade.close"
+	MethodQuery  = "alipay.trade.query"
+	MethodRefund = "alipay.trade.refund"
+	MethodClose  = "alipay.trade.close"
 	// MethodPagePayReturn is the method parameter of a synchronous return.
 	MethodPagePayReturn = "alipay.trade.page.pay.return"
 	// MethodWapPayReturn is the method parameter of a wap pay's return.
