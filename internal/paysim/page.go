@@ -16,7 +16,7 @@ const pagesHTML = `
 <style>
 body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.3rem;color:#1677ff} table{border-collapse:collapse;width:100%}
-td,th{padding:.4rem;border-bottom:1px solid #eee;text-align:left} .amount{font-size:2rem;font-weight:bold}
+td,th{padding:.4rem;border-bottom:1px solid #eee;text-align:left} td{word-break:break-all} .amount{font-size:2rem;font-weight:bold}
 form{display:inline} button{font-size:1rem;padding:.5rem 1.5rem;margin:1rem .5rem 0 0;cursor:pointer}
 .pay{background:#1677ff;color:#fff;border:0} .note{color:#888;font-size:.85rem}
 .kind{display:inline-block;font-size:.8rem;color:#1677ff;border:1px solid #1677ff;border-radius:1rem;padding:.1rem .6rem}

@@ -22,7 +22,9 @@
   }
   function toast(text, err) {
     const t = h('div', { class: 'toast' + (err ? ' err' : ''), text });
-    document.getElementById('toasts').append(t);
+    const box = document.getElementById('toasts');
+    box.append(t);
+    while (box.children.length > 2) box.firstChild.remove();
     setTimeout(() => t.remove(), err ? 6000 : 3000);
   }
   const token = () => sessionStorage.getItem(KEY) || '';
@@ -66,7 +68,7 @@
 
   // ---- routing ----
   function route() {
-    clearInterval(timer); timer = null;
+    clearInterval(timer); timer = null; window.onresize = null;
     const signed = !!token();
     document.getElementById('tabs').hidden = !signed;
     document.getElementById('signout').hidden = !signed;
@@ -262,7 +264,9 @@
         h('div', { class: 'card wide' }, h('h2', {}, 'Answers per second, whole fleet (last 60 s)'), canvas, legend),
         h('div', { class: 'card' }, h('h2', {}, 'Remaining per shard'), shards),
         h('div', { class: 'card' }, h('h2', {}, 'Orders by status'), orders)));
-    let inflight = false;
+    let inflight = false, last = null;
+    // A new size (a phone turned, a window resized) redraws at once.
+    window.onresize = () => { if (last) drawAnswers(canvas, legend, last.answers); };
     async function tick() {
       if (inflight) return;
       inflight = true;
@@ -270,6 +274,7 @@
       inflight = false;
       if (r.status !== 200) { updated.textContent = 'error: ' + (r.body.message || r.status); return; }
       const l = r.body.live;
+      last = l;
       title.textContent = l.name + ' · live';
       const sold = l.stock - l.remaining;
       const rate = (c) => { const s = l.answers.codes[c] || []; return s.length ? s[s.length - 1] : 0; };
@@ -322,7 +327,9 @@
     const n = a.to - a.from + 1;
     let max = 1;
     for (const [c] of CODES) for (const v of a.codes[c] || []) max = Math.max(max, v);
-    const nice = Math.pow(10, Math.floor(Math.log10(max))); max = Math.ceil(max / nice) * nice;
+    // Four grid steps of 1, 2 or 5 times a power of ten.
+    const raw = Math.max(1, max / 4), p10 = Math.pow(10, Math.floor(Math.log10(raw)));
+    max = 4 * [1, 2, 5, 10].map((m) => m * p10).find((x) => x >= raw);
     g.font = '11px system-ui, sans-serif'; g.fillStyle = '#94a3b8'; g.strokeStyle = '#e2e8f0'; g.lineWidth = 1;
     for (let i = 0; i <= 4; i++) {
       const y = T + hh - hh * i / 4;
@@ -340,9 +347,9 @@
     }
     legend.textContent = '';
     for (const [c, label, color] of CODES) {
-      const v = a.codes[c] || [], last = v.length ? v[v.length - 1] : 0;
+      const v = a.codes[c] || [], last = v.length ? v[v.length - 1] : 0, total = v.reduce((x, y) => x + y, 0);
       const i = h('i'); i.style.background = color;
-      legend.append(h('span', { 'data-code': c }, i, label + ' ', h('b', {}, last + '/s')));
+      legend.append(h('span', { 'data-code': c, 'data-total': total, title: total + ' in the last ' + n + ' s' }, i, label + ' ', h('b', {}, last + '/s')));
     }
     const others = Object.keys(a.codes).filter((c) => !CODES.some(([k]) => k === c));
     if (others.length) legend.append(h('span', { class: 'mute' }, 'other: ' + others.map((c) => c + ' ' + a.codes[c][a.codes[c].length - 1] + '/s').join(', ')));

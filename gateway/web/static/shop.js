@@ -47,7 +47,7 @@
     who.textContent = '';
     if (u) {
       const s = document.createElement('span');
-      s.innerHTML = 'Signed in as <b>user ' + u + '</b>';
+      s.innerHTML = '<span class="long">Signed in as </span><b>user ' + u + '</b>';
       const b = document.createElement('button');
       b.className = 'linkbtn'; b.textContent = 'Sign out'; b.id = 'signout';
       b.onclick = signOut;
@@ -70,7 +70,7 @@
   function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c])); }
   function art(id, name) {
     const h = (Number(id) * 47) % 360;
-    return { bg: 'linear-gradient(135deg,hsl(' + h + ' 85% 62%),hsl(' + ((h + 40) % 360) + ' 80% 48%))', letter: (name || '?').trim().charAt(0).toUpperCase() };
+    return { bg: 'radial-gradient(circle at 30% 25%,rgba(255,255,255,.45),transparent 45%),radial-gradient(circle at 80% 90%,rgba(0,0,0,.18),transparent 50%),linear-gradient(135deg,hsl(' + h + ' 85% 62%),hsl(' + ((h + 40) % 360) + ' 80% 48%))', letter: (name || '?').trim().charAt(0).toUpperCase() };
   }
   // state is the item's state now, from its window and the server's last word.
   function stateNow(it) {
@@ -122,7 +122,7 @@
         '<div class="card-body"><div class="card-name">' + esc(it.name) + '</div>' +
         '<div><span class="price">' + money(it.price) + '</span><span class="points">or ' + it.points + ' pts</span></div>' +
         '<div class="stockbar"><div class="stockbar-fill" style="width:' + claimed(it) + '%"></div></div>' +
-        '<p class="left"><span class="remaining">' + it.remaining + '</span> of ' + it.stock + ' left · ' + claimed(it) + '% claimed</p>' +
+        '<p class="left"><span class="remaining">' + it.remaining + '</span>/' + it.stock + ' left · ' + claimed(it) + '% claimed</p>' +
         '<p class="left countdown">' + countdownText(it) + '</p>' +
         '<span class="btn' + (st === 'active' ? ' buy' : ' ghost') + '">' + label + '</span></div></a>';
     }
@@ -287,6 +287,7 @@
         cancelled: 'This order was cancelled (not paid in time). You may buy again.',
         refunded: 'Refunded: the money is on its way back. You may buy again.',
       }[s] || '';
+      if (s === 'paid' && /Alipay tab/.test($('msg').textContent)) msg('Payment received. Thank you!', 'ok');
       if (s === 'cancelled' || s === 'refunded') { localStorage.removeItem(orderKey()); closeWS(); }
       render();
     }

@@ -1,0 +1,323 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's chromium (scripts/services.sh installs it).
+// Its absence fails the test: the pages are part of the product.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("FLASHGATE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is required for the browser test: run scripts/services.sh (apt-get install chromium)")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile and flags that
+// keep it off the network, and returns a context of its first tab.
+func browser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancelTime := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// screens keeps the screenshots of the browser test: in the test's temp
+// directory, or in FLASHGATE_SCREENSHOTS (make screenshots points it at
+// docs/screens).
+type screens struct {
+	t   *testing.T
+	dir string
+}
+
+func newScreens(t *testing.T) *screens {
+	dir := os.Getenv("FLASHGATE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &screens{t: t, dir: dir}
+}
+
+// shot captures the viewport of ctx as name.png.
+func (s *screens) shot(ctx context.Context, name string) {
+	s.t.Helper()
+	var png []byte
+	if err := chromedp.Run(ctx, chromedp.Sleep(150*time.Millisecond), chromedp.CaptureScreenshot(&png)); err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, name+".png"), png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// phone and desktop size a tab.
+var (
+	phone   = chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch)
+	desktop = chromedp.EmulateViewport(1280, 860)
+)
+
+// front brings a tab to the front: a background tab is not laid out, and
+// clicks in it wait for a frame that does not come.
+var front = chromedp.ActionFunc(func(ctx context.Context) error { return page.BringToFront().Do(ctx) })
+
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action) {
+	t.Helper()
+	began := time.Now()
+	defer func() { t.Logf("%s: %v", what, time.Since(began).Round(time.Millisecond)) }()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		var url, body string
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		chromedp.Run(c, chromedp.Location(&url), chromedp.Text("body", &body, chromedp.ByQuery))
+		cancel()
+		t.Fatalf("%s: %v\nat %s:\n%s", what, err, url, body)
+	}
+}
+
+// TestBrowserStory drives real pages through a whole sale: the console
+// creates and publishes it, a desktop shopper signs in, buys, pays in the
+// Alipay sandbox's cashier and sees paid pushed; a phone shopper does the
+// same through wap pay; the console's live view shows the units gone; a
+// refund brings one back.
+func TestBrowserStory(t *testing.T) {
+	s := start(t, nil)
+	ctx := browser(t, 100*time.Second)
+	shots := newScreens(t)
+
+	// The console: sign in, create a sale open from a minute ago, add an
+	// item, publish.
+	console := ctx
+	run(t, console, "console sign-in",
+		desktop,
+		chromedp.Navigate(s.admin+"/"),
+		chromedp.WaitVisible("#admin-token", chromedp.ByQuery),
+		chromedp.SendKeys("#admin-token", s.app.Config.AdminToken, chromedp.ByQuery),
+		chromedp.Click("#signin", chromedp.ByQuery),
+		chromedp.WaitVisible("#new-activity", chromedp.ByQuery),
+	)
+	var activityHash string
+	run(t, console, "console creates a sale",
+		chromedp.SendKeys("#new-name", "Browser sale", chromedp.ByQuery),
+		chromedp.Evaluate(`(() => {
+			const f = (t) => { const d = new Date(t), p = (n) => String(n).padStart(2, '0');
+				return d.getFullYear()+'-'+p(d.getMonth()+1)+'-'+p(d.getDate())+'T'+p(d.getHours())+':'+p(d.getMinutes()); };
+			document.getElementById('new-start').value = f(Date.now() - 120000);
+			document.getElementById('new-end').value = f(Date.now() + 3600000);
+		})()`, nil),
+		chromedp.Click("#create", chromedp.ByQuery),
+		chromedp.WaitVisible("#new-item", chromedp.ByQuery),
+		chromedp.Evaluate(`location.hash`, &activityHash),
+	)
+	run(t, console, "console adds an item and publishes",
+		chromedp.SendKeys(`#new-item input[name=name]`, "Browser phone", chromedp.ByQuery),
+		chromedp.SendKeys(`#new-item input[name=price]`, "19.90", chromedp.ByQuery),
+		chromedp.SetValue(`#new-item input[name=stock]`, "3", chromedp.ByQuery),
+		chromedp.SetValue(`#new-item input[name=shards]`, "2", chromedp.ByQuery),
+		chromedp.Click("#add-item", chromedp.ByQuery),
+		chromedp.WaitVisible(`#items tr[data-item]`, chromedp.ByQuery),
+		chromedp.Click("#publish", chromedp.ByQuery),
+		chromedp.WaitVisible(`.head .chip[data-status=live]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`a[data-live]`, chromedp.ByQuery),
+	)
+	var itemID string
+	var ok bool
+	run(t, console, "read the item id", chromedp.AttributeValue(`#items tr[data-item]`, "data-item", &itemID, &ok, chromedp.ByQuery))
+	if !ok || itemID == "" {
+		t.Fatalf("no item id in the console (%s)", activityHash)
+	}
+	shots.shot(console, "console-sale-desktop")
+
+	// The storefront, desktop: the sale is listed; sign in, buy.
+	shop, cancelShop := chromedp.NewContext(ctx)
+	defer cancelShop()
+	run(t, shop, "storefront lists the sale",
+		desktop,
+		chromedp.Navigate(s.gw+"/"),
+		chromedp.WaitVisible(fmt.Sprintf(`a.card[data-item="%s"]`, itemID), chromedp.ByQuery),
+	)
+	shots.shot(shop, "storefront-desktop")
+	run(t, shop, "desktop shopper signs in and buys",
+		chromedp.Click(fmt.Sprintf(`a.card[data-item="%s"]`, itemID), chromedp.ByQuery),
+		chromedp.WaitVisible("#user-id", chromedp.ByQuery),
+		chromedp.SendKeys("#user-id", "42", chromedp.ByQuery),
+		chromedp.Click("#signin-btn", chromedp.ByQuery),
+		chromedp.WaitVisible("#signout", chromedp.ByQuery),
+		chromedp.WaitEnabled("#buy", chromedp.ByQuery),
+		chromedp.Click("#buy", chromedp.ByQuery),
+		chromedp.WaitVisible(`#order-status[data-status=unpaid]`, chromedp.ByQuery),
+	)
+	var stored string
+	run(t, shop, "token in localStorage", chromedp.Evaluate(`localStorage.getItem("flashgate.token")`, &stored))
+	if strings.Count(stored, ".") != 2 {
+		t.Fatalf(`localStorage["flashgate.token"] = %q, want a JWT`, stored)
+	}
+
+	// Pay: the cashier opens in a new tab; this tab's WebSocket gets paid.
+	newTab := chromedp.WaitNewTarget(shop, func(*target.Info) bool { return true })
+	run(t, shop, "open the alipay cashier", chromedp.Click("#pay-alipay", chromedp.ByQuery))
+	var tabID target.ID
+	select {
+	case tabID = <-newTab:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cashier tab did not open")
+	}
+	cashier, cancelCashier := chromedp.NewContext(shop, chromedp.WithTargetID(tabID))
+	defer cancelCashier()
+	var kind string
+	run(t, cashier, "pay in the sandbox (page pay)",
+		chromedp.WaitVisible("button.pay", chromedp.ByQuery),
+		chromedp.Text("#kind", &kind, chromedp.ByQuery),
+		chromedp.Click("button.pay", chromedp.ByQuery),
+		chromedp.WaitVisible("#status", chromedp.ByQuery),
+	)
+	if !strings.Contains(kind, "alipay.trade.page.pay") {
+		t.Errorf("desktop cashier is %q, want page pay", kind)
+	}
+	run(t, shop, "paid is pushed to the item page",
+		front,
+		chromedp.WaitVisible(`#order-status[data-status=paid]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#refund", chromedp.ByQuery),
+	)
+	shots.shot(shop, "item-desktop")
+
+	// The storefront on a phone (another browser: a profile of its own):
+	// another shopper, wap pay in the same tab, back to the item through
+	// the return page.
+	mobile := browser(t, 60*time.Second)
+	run(t, mobile, "phone storefront",
+		phone,
+		chromedp.Navigate(s.gw+"/"),
+		chromedp.WaitVisible(fmt.Sprintf(`a.card[data-item="%s"]`, itemID), chromedp.ByQuery),
+	)
+	shots.shot(mobile, "storefront-phone")
+	run(t, mobile, "phone shopper signs in, buys and pays with wap pay",
+		chromedp.Navigate(s.gw+"/items/"+itemID),
+		chromedp.WaitVisible("#user-id", chromedp.ByQuery),
+		chromedp.SendKeys("#user-id", "43", chromedp.ByQuery),
+		chromedp.Click("#signin-btn", chromedp.ByQuery),
+		chromedp.WaitEnabled("#buy", chromedp.ByQuery),
+		chromedp.Click("#buy", chromedp.ByQuery),
+		chromedp.WaitVisible(`#order-status[data-status=unpaid]`, chromedp.ByQuery),
+	)
+	shots.shot(mobile, "item-phone")
+	run(t, mobile, "wap cashier",
+		chromedp.Click("#pay-alipay", chromedp.ByQuery),
+		chromedp.WaitVisible("button.pay", chromedp.ByQuery),
+		chromedp.Text("#kind", &kind, chromedp.ByQuery),
+	)
+	if !strings.Contains(kind, "alipay.trade.wap.pay") {
+		t.Errorf("phone cashier is %q, want wap pay", kind)
+	}
+	shots.shot(mobile, "paysim-wap-phone")
+	run(t, mobile, "pay and come back",
+		chromedp.Click("button.pay", chromedp.ByQuery),
+		chromedp.WaitVisible("#back", chromedp.ByQuery),
+		chromedp.Click("#back", chromedp.ByQuery),
+		chromedp.WaitVisible(`#order-status[data-status=paid]`, chromedp.ByQuery),
+	)
+
+	// The console's live view: two of three units gone, two 202s counted.
+	run(t, console, "live view",
+		front,
+		chromedp.Click(fmt.Sprintf(`a[data-live="%s"]`, itemID), chromedp.ByQuery),
+		chromedp.WaitVisible(`#live-remaining`, chromedp.ByQuery),
+		waitText(`#live-remaining`, "1"),
+		waitText(`#orders-paid`, "2"),
+		chromedp.WaitVisible(`#answers-legend [data-code=ok][data-total="2"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#shards svg rect[data-shard]`, chromedp.ByQuery),
+	)
+	shots.shot(console, "console-live-desktop")
+
+	// A refund puts the unit back; the live view follows.
+	run(t, shop, "refund",
+		front,
+		chromedp.Click("#refund", chromedp.ByQuery),
+		chromedp.WaitVisible(`#order-status[data-status=refunded]`, chromedp.ByQuery),
+	)
+	run(t, console, "live view after the refund",
+		front,
+		waitText(`#live-remaining`, "2"),
+		waitText(`#orders-refunded`, "1"),
+		phone,
+	)
+	shots.shot(console, "console-live-phone")
+	st := s.settle(mustID(t, itemID))
+	if st.Paid != 1 || st.Refunded != 1 || st.Remaining != 2 {
+		t.Fatalf("after the story: %+v", st)
+	}
+}
+
+// waitText waits until the element's text is want.
+func waitText(sel, want string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var got string
+		for {
+			if err := chromedp.Run(ctx, chromedp.Text(sel, &got, chromedp.ByQuery)); err != nil {
+				return err
+			}
+			if strings.TrimSpace(got) == want {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s is %q, want %q: %w", sel, got, want, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+func mustID(t *testing.T, s string) int64 {
+	t.Helper()
+	var id int64
+	if _, err := fmt.Sscan(s, &id); err != nil {
+		t.Fatalf("id %q: %v", s, err)
+	}
+	return id
+}
+
