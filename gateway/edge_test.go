@@ -35,6 +35,7 @@ const (
 	itemUpcoming
 	itemEnded
 	itemSoldOut
+	itemCaptcha
 	itemMissing int64 = 999
 )
 
@@ -84,6 +85,7 @@ func newHarness(tb testing.TB) *harness {
 		{ID: itemUpcoming, StartAt: nextYear, EndAt: farAway},
 		{ID: itemEnded, StartAt: longAgo, EndAt: yearAgo},
 		{ID: itemSoldOut, StartAt: longAgo, EndAt: farAway},
+		{ID: itemCaptcha, StartAt: longAgo, EndAt: farAway, RequireCaptcha: true},
 	}
 	for _, it := range items {
 		it.ActivityID, it.Name, it.Price, it.Stock, it.Shards = 1, "item", 990, 1_000_000, 1

@@ -155,7 +155,7 @@ func DevToken(signer *auth.Signer, ttl time.Duration) fasthttp.RequestHandler {
 			return
 		}
 		var body struct {
-			UserID *json.Number `json:"user_id"`
+			UserID json.RawMessage `json:"user_id"`
 		}
 		if err := json.Unmarshal(ctx.PostBody(), &body); err != nil {
 			e := flashgate.Errorf(flashgate.Invalid, `body: want {"user_id":N}`)
@@ -163,12 +163,9 @@ func DevToken(signer *auth.Signer, ttl time.Duration) fasthttp.RequestHandler {
 			writeError(ctx, e)
 			return
 		}
-		var user int64
-		var err error
-		if body.UserID != nil {
-			user, err = strconv.ParseInt(body.UserID.String(), 10, 64)
-		}
-		if body.UserID == nil || err != nil || user <= 0 {
+		// A bare decimal integer: not a string, a fraction or an exponent.
+		user, err := strconv.ParseInt(string(body.UserID), 10, 64)
+		if err != nil || user <= 0 {
 			e := flashgate.Errorf(flashgate.Invalid, "user_id: required, a positive integer")
 			e.Status = 422
 			writeError(ctx, e)

@@ -320,4 +320,3 @@ func mustID(t *testing.T, s string) int64 {
 	}
 	return id
 }
-

@@ -259,3 +259,36 @@ func wantIs(target error) func(*testing.T, error) {
 		}
 	}
 }
+
+func TestWapPayURL(t *testing.T) {
+	k := testKeys(t)
+	c := testClient(t, "https://openapi.example/gateway.do")
+	raw, err := c.WapPayURL(alipay.PagePay{
+		OutTradeNo: "o-2", TotalAmount: "9.90", Subject: "phone",
+		ReturnURL: "https://shop.example/pay/alipay/return", QuitURL: "https://shop.example/items/7",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(raw)
+	q := u.Query()
+	var biz map[string]string
+	if err := json.Unmarshal([]byte(q.Get("biz_content")), &biz); err != nil {
+		t.Fatal(err)
+	}
+	if q.Get("method") != alipay.MethodWapPay || biz["product_code"] != "QUICK_WAP_WAY" || biz["quit_url"] != "https://shop.example/items/7" ||
+		biz["out_trade_no"] != "o-2" || biz["total_amount"] != "9.90" {
+		t.Fatalf("wap pay URL: %v %v", q, biz)
+	}
+	if err := alipay.VerifyRequest(q, k.merchantPub); err != nil {
+		t.Fatalf("the URL's signature: %v", err)
+	}
+	// Page pay has no quit_url, even when one is given.
+	raw, err = c.PagePayURL(alipay.PagePay{OutTradeNo: "o-3", TotalAmount: "1.00", Subject: "x", QuitURL: "https://shop.example/"})
+	if err != nil || strings.Contains(raw, "quit_url") {
+		t.Fatalf("page pay with a quit_url: %v %s", err, raw)
+	}
+	if _, err := c.WapPayURL(alipay.PagePay{OutTradeNo: "o-4", TotalAmount: "abc", Subject: "x"}); err == nil || !strings.Contains(err.Error(), "wap pay") {
+		t.Fatalf("bad amount: %v", err)
+	}
+}

@@ -587,3 +587,70 @@ func decodeJSON(t *testing.T, resp *http.Response, v any) {
 		t.Fatal(err)
 	}
 }
+
+// TestWapPay: the sandbox serves alipay.trade.wap.pay as it serves page pay,
+// with a phone cashier, the quit link and the wap return method.
+func TestWapPay(t *testing.T) {
+	e := newEnv(t, nil)
+	p := order("o-w", "")
+	p.ReturnURL = "https://shop.example/pay/alipay/return"
+	p.QuitURL = "https://shop.example/items/7"
+	u, err := e.client.WapPayURL(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.srv.Client().Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "alipay.trade.wap.pay") || !strings.Contains(string(body), `href="https://shop.example/items/7"`) {
+		t.Fatalf("wap cashier: %d\n%s", resp.StatusCode, body)
+	}
+	tr, ok := e.sim.Trade("o-w")
+	if !ok || !tr.Wap || tr.QuitURL != p.QuitURL {
+		t.Fatalf("trade: %+v %v", tr, ok)
+	}
+	r := e.button(t, "/sim/pay", url.Values{"out_trade_no": {"o-w"}})
+	var paid struct {
+		ReturnURL string `json:"return_url"`
+	}
+	json.NewDecoder(r.Body).Decode(&paid)
+	r.Body.Close()
+	ret, err := url.Parse(paid.ReturnURL)
+	if err != nil || ret.Query().Get("method") != alipay.MethodWapPayReturn {
+		t.Fatalf("wap return %q", paid.ReturnURL)
+	}
+	if _, err := e.client.ParseReturn(ret.Query()); err != nil {
+		t.Fatalf("wap return does not verify: %v", err)
+	}
+}
+
+// TestWapPayProductCode: a wap pay must say QUICK_WAP_WAY, a page pay
+// FAST_INSTANT_TRADE_PAY, as Alipay checks.
+func TestWapPayProductCode(t *testing.T) {
+	e := newEnv(t, nil)
+	u, err := e.client.PagePayURL(order("o-pc", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sign a wap pay request whose biz_content keeps the page product code.
+	q, _ := url.ParseQuery(u[strings.Index(u, "?")+1:])
+	q.Set("method", alipay.MethodWapPay)
+	q.Del("sign")
+	sig, err := alipay.Sign(q, e.merchant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Set("sign", sig)
+	resp, err := e.srv.Client().Get(e.srv.URL + paysim.GatewayPath + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "QUICK_WAP_WAY") {
+		t.Fatalf("wap pay with the page product code: %d\n%s", resp.StatusCode, body)
+	}
+}
