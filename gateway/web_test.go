@@ -47,7 +47,9 @@ func TestCaptchaGuardsThePath(t *testing.T) {
 		serve(g, ctx)
 		return ctx
 	}
-	q := func(id, answer string) string { return "?captcha_id=" + url.QueryEscape(id) + "&captcha=" + url.QueryEscape(answer) }
+	q := func(id, answer string) string {
+		return "?captcha_id=" + url.QueryEscape(id) + "&captcha=" + url.QueryEscape(answer)
+	}
 
 	if ctx := path(itemCaptcha, ""); ctx.Response.StatusCode() != 403 || answerCode(ctx) != flashgate.Forbidden {
 		t.Fatalf("no captcha: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())

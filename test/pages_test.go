@@ -180,7 +180,9 @@ func TestCaptchaAndCountsAcrossGateways(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, func() error {
 		a := s.adminDo("GET", fmt.Sprintf("/admin/v1/items/%d/live", item), nil)
 		var body struct {
-			Live struct{ Answers struct{ Codes map[string][]int64 } }
+			Live struct {
+				Answers struct{ Codes map[string][]int64 }
+			}
 		}
 		json.Unmarshal([]byte(a.Raw), &body)
 		var n int64
