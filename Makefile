@@ -6,7 +6,7 @@ FUZZTIME ?= 8s
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run services test vet unit fuzz bench clean
+.PHONY: all build run services test vet unit fuzz bench clean screenshots
 
 all: build
 
@@ -43,6 +43,10 @@ fuzz:
 ## bench: a short standard load run against a dev stack, with its summary.
 bench: services build
 	bash scripts/bench.sh
+
+## screenshots: the browser test's pictures of the pages, into docs/screens.
+screenshots: services
+	FLASHGATE_SCREENSHOTS=$(CURDIR)/docs/screens $(GO) test -count=1 -run '^TestBrowserStory$$' ./test
 
 clean:
 	rm -rf bin reports

@@ -13,6 +13,10 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mysql >/dev/null 2>&1 || missing+=(mariadb-client)
+# The browser test drives Debian's chromium; CJK fonts let it draw the
+# Alipay sandbox's cashier as a person sees it.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -35,6 +35,13 @@ func chromiumPath(t *testing.T) string {
 // keep it off the network, and returns a context of its first tab.
 func browser(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
+	// A fresh profile. Not t.TempDir: Chromium's helper processes may
+	// still write to it for a moment after the browser exits, and
+	// t.TempDir fails the test when it cannot remove it at once.
+	profile, err := os.MkdirTemp("", "flashgate-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.Headless,
@@ -42,7 +49,7 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -58,7 +65,14 @@ func browser(t *testing.T, timeout time.Duration) context.Context {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	ctx, cancelTime := context.WithTimeout(ctx, timeout)
-	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancelTime()
+		cancelTab()
+		cancelAlloc()
+		for i := 0; i < 20 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
@@ -88,7 +102,7 @@ func newScreens(t *testing.T) *screens {
 func (s *screens) shot(ctx context.Context, name string) {
 	s.t.Helper()
 	var png []byte
-	if err := chromedp.Run(ctx, chromedp.Sleep(150*time.Millisecond), chromedp.CaptureScreenshot(&png)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Sleep(500*time.Millisecond), chromedp.CaptureScreenshot(&png)); err != nil {
 		s.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	if err := os.WriteFile(filepath.Join(s.dir, name+".png"), png, 0o644); err != nil {
@@ -142,7 +156,7 @@ func TestBrowserStory(t *testing.T) {
 	)
 	var activityHash string
 	run(t, console, "console creates a sale",
-		chromedp.SendKeys("#new-name", "Browser sale", chromedp.ByQuery),
+		chromedp.SendKeys("#new-name", "Singles Day", chromedp.ByQuery),
 		chromedp.Evaluate(`(() => {
 			const f = (t) => { const d = new Date(t), p = (n) => String(n).padStart(2, '0');
 				return d.getFullYear()+'-'+p(d.getMonth()+1)+'-'+p(d.getDate())+'T'+p(d.getHours())+':'+p(d.getMinutes()); };
@@ -154,7 +168,7 @@ func TestBrowserStory(t *testing.T) {
 		chromedp.Evaluate(`location.hash`, &activityHash),
 	)
 	run(t, console, "console adds an item and publishes",
-		chromedp.SendKeys(`#new-item input[name=name]`, "Browser phone", chromedp.ByQuery),
+		chromedp.SendKeys(`#new-item input[name=name]`, "Pocket phone", chromedp.ByQuery),
 		chromedp.SendKeys(`#new-item input[name=price]`, "19.90", chromedp.ByQuery),
 		chromedp.SetValue(`#new-item input[name=stock]`, "3", chromedp.ByQuery),
 		chromedp.SetValue(`#new-item input[name=shards]`, "2", chromedp.ByQuery),
@@ -171,6 +185,11 @@ func TestBrowserStory(t *testing.T) {
 		t.Fatalf("no item id in the console (%s)", activityHash)
 	}
 	shots.shot(console, "console-sale-desktop")
+
+	// Two more sales through the API, so that the storefront shows a shop:
+	// one live, one upcoming.
+	s.namedSale("Earbuds week", -time.Minute, 2*time.Hour, map[string]any{"name": "Wireless earbuds", "price": "9.90", "stock": 500, "shards": 4})
+	s.namedSale("Midnight deals", 25*time.Minute, 3*time.Hour, map[string]any{"name": "Smart watch", "price": "99.00", "stock": 20})
 
 	// The storefront, desktop: the sale is listed; sign in, buy.
 	shop, cancelShop := chromedp.NewContext(ctx)
@@ -265,11 +284,10 @@ func TestBrowserStory(t *testing.T) {
 	run(t, console, "live view",
 		front,
 		chromedp.Click(fmt.Sprintf(`a[data-live="%s"]`, itemID), chromedp.ByQuery),
-		chromedp.WaitVisible(`#live-remaining`, chromedp.ByQuery),
 		waitText(`#live-remaining`, "1"),
 		waitText(`#orders-paid`, "2"),
-		chromedp.WaitVisible(`#answers-legend [data-code=ok][data-total="2"]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#shards svg rect[data-shard]`, chromedp.ByQuery),
+		waitFor(`#answers-legend [data-code=ok][data-total="2"]`),
+		waitFor(`#shards svg rect[data-shard="1"]`),
 	)
 	shots.shot(console, "console-live-desktop")
 
@@ -292,12 +310,37 @@ func TestBrowserStory(t *testing.T) {
 	}
 }
 
-// waitText waits until the element's text is want.
+// waitFor waits until an element matches sel, looked up in the page (see
+// waitText).
+func waitFor(sel string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var ok bool
+		js := fmt.Sprintf(`!!document.querySelector(%q)`, sel)
+		for {
+			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok)); err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("no %s: %w", sel, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// waitText waits until the element's text is want. It reads the text in
+// the page, in one step: the live view redraws its nodes every second, and
+// a node looked up in one call may be gone by the next.
 func waitText(sel, want string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
 		var got string
+		js := fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)
 		for {
-			if err := chromedp.Run(ctx, chromedp.Text(sel, &got, chromedp.ByQuery)); err != nil {
+			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &got)); err != nil {
 				return err
 			}
 			if strings.TrimSpace(got) == want {
@@ -319,4 +362,22 @@ func mustID(t *testing.T, s string) int64 {
 		t.Fatalf("id %q: %v", s, err)
 	}
 	return id
+}
+
+// namedSale creates and publishes an activity called name with one item.
+func (s *stack) namedSale(name string, start, end time.Duration, item map[string]any) {
+	s.t.Helper()
+	now := time.Now()
+	a := s.adminDo("POST", "/admin/v1/activities", map[string]any{
+		"name": name, "start_at": now.Add(start).Format(time.RFC3339), "end_at": now.Add(end).Format(time.RFC3339)})
+	if a.Status != 201 {
+		s.t.Fatalf("create activity: %d %s", a.Status, a.Raw)
+	}
+	act := int64(a.Body["id"].(float64))
+	if a := s.adminDo("POST", fmt.Sprintf("/admin/v1/activities/%d/items", act), item); a.Status != 201 {
+		s.t.Fatalf("add item: %d %s", a.Status, a.Raw)
+	}
+	if a := s.adminDo("POST", fmt.Sprintf("/admin/v1/activities/%d/publish", act), nil); a.Status != 200 {
+		s.t.Fatalf("publish: %d %s", a.Status, a.Raw)
+	}
 }
