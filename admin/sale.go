@@ -216,17 +216,18 @@ func (s *Server) patchItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		Name        *string         `json:"name"`
-		Price       json.RawMessage `json:"price"`
-		Points      *int64          `json:"points"`
-		Shards      *int            `json:"shards"`
-		RequirePath *bool           `json:"require_path"`
+		Name           *string         `json:"name"`
+		Price          json.RawMessage `json:"price"`
+		Points         *int64          `json:"points"`
+		Shards         *int            `json:"shards"`
+		RequirePath    *bool           `json:"require_path"`
+		RequireCaptcha *bool           `json:"require_captcha"`
 	}
 	if err := DecodeJSON(r, &body); err != nil {
 		WriteError(w, err)
 		return
 	}
-	p := mysql.ItemPatch{Name: body.Name, Points: body.Points, Shards: body.Shards, RequirePath: body.RequirePath}
+	p := mysql.ItemPatch{Name: body.Name, Points: body.Points, Shards: body.Shards, RequirePath: body.RequirePath, RequireCaptcha: body.RequireCaptcha}
 	if p.Name != nil {
 		if err := checkName(*p.Name); err != nil {
 			WriteError(w, err)
@@ -250,7 +251,7 @@ func (s *Server) patchItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p == (mysql.ItemPatch{}) {
-		WriteError(w, invalid(422, "body: give at least one of name, price, points, shards, require_path"))
+		WriteError(w, invalid(422, "body: give at least one of name, price, points, shards, require_path, require_captcha"))
 		return
 	}
 	it, err := s.db.UpdateItem(r.Context(), id, p)

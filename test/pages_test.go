@@ -261,3 +261,31 @@ func TestWapPay(t *testing.T) {
 		t.Fatalf("return page: %d %s", page.StatusCode, html)
 	}
 }
+
+// TestPatchRequireCaptcha: an item takes require_captcha in PATCH before
+// publish, and the published item shows it.
+func TestPatchRequireCaptcha(t *testing.T) {
+	s := start(t, nil)
+	now := time.Now()
+	a := s.adminDo("POST", "/admin/v1/activities", map[string]any{"name": "x",
+		"start_at": now.Add(-time.Minute).Format(time.RFC3339), "end_at": now.Add(time.Hour).Format(time.RFC3339)})
+	act := int64(a.Body["id"].(float64))
+	a = s.adminDo("POST", fmt.Sprintf("/admin/v1/activities/%d/items", act), map[string]any{"name": "i", "price": "1.00", "stock": 2})
+	item := int64(a.Body["id"].(float64))
+	a = s.adminDo("PATCH", fmt.Sprintf("/admin/v1/items/%d", item), map[string]any{"require_captcha": true})
+	if a.Status != 200 || a.Body["item"].(map[string]any)["require_captcha"] != true {
+		t.Fatalf("patch: %d %s", a.Status, a.Raw)
+	}
+	if a := s.adminDo("PATCH", fmt.Sprintf("/admin/v1/items/%d", item), map[string]any{"require_captcha": "yes"}); a.Status != 400 {
+		t.Fatalf("patch with a string: %d %s", a.Status, a.Raw)
+	}
+	if a := s.adminDo("POST", fmt.Sprintf("/admin/v1/activities/%d/publish", act), nil); a.Status != 200 {
+		t.Fatalf("publish: %d %s", a.Status, a.Raw)
+	}
+	if a := s.do("GET", fmt.Sprintf("%s/api/v1/items/%d", s.gw, item), "", nil); a.Body["item"].(map[string]any)["require_captcha"] != true {
+		t.Fatalf("public item: %s", a.Raw)
+	}
+	if a := s.do("GET", fmt.Sprintf("%s/api/v1/seckill/%d/path", s.gw, item), s.token(1), nil); a.Status != 403 {
+		t.Fatalf("path without captcha: %d %s", a.Status, a.Raw)
+	}
+}

@@ -295,6 +295,8 @@ type ItemPatch struct {
 	Points      *int64
 	Shards      *int
 	RequirePath *bool
+	// RequireCaptcha: the path needs a solved captcha (contract §12).
+	RequireCaptcha *bool
 }
 
 // UpdateItem applies p to an item whose activity is not published yet.
@@ -332,6 +334,9 @@ func (db *DB) UpdateItem(ctx context.Context, id int64, p ItemPatch) (*flashgate
 		}
 		if p.RequirePath != nil {
 			add("require_path", *p.RequirePath)
+		}
+		if p.RequireCaptcha != nil {
+			add("require_captcha", *p.RequireCaptcha)
 		}
 		if len(set) == 0 {
 			return nil
