@@ -304,6 +304,17 @@ func TestBrowserStory(t *testing.T) {
 		phone,
 	)
 	shots.shot(console, "console-live-phone")
+	run(t, console, "the sales, by status",
+		desktop,
+		chromedp.Navigate(s.admin+"/#/"),
+		waitFor(`#activities tr[data-activity]`),
+	)
+	var rows int
+	run(t, console, "count the sales", chromedp.Evaluate(`document.querySelectorAll('#activities tr[data-activity]').length`, &rows))
+	if rows != 3 {
+		t.Fatalf("the console lists %d sales, want 3", rows)
+	}
+	shots.shot(console, "console-sales-desktop")
 	st := s.settle(mustID(t, itemID))
 	if st.Paid != 1 || st.Refunded != 1 || st.Remaining != 2 {
 		t.Fatalf("after the story: %+v", st)
