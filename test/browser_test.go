@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+
+	"github.com/flashgate/flashgate/internal/testenv"
 )
 
 // chromiumPath finds Debian's chromium (scripts/services.sh installs it).
@@ -315,8 +317,61 @@ func TestBrowserStory(t *testing.T) {
 		t.Fatalf("the console lists %d sales, want 3", rows)
 	}
 	shots.shot(console, "console-sales-desktop")
+
+	// The console's other actions, each checked through the API.
+	run(t, console, "grant points",
+		chromedp.Navigate(s.admin+"/#/points"),
+		chromedp.WaitVisible("#points-user", chromedp.ByQuery),
+		chromedp.SendKeys("#points-user", "42", chromedp.ByQuery),
+		chromedp.SendKeys("#points-delta", "500", chromedp.ByQuery),
+		chromedp.Click("#grant", chromedp.ByQuery),
+		waitText("#points-balance", "500 pts"),
+	)
+	if b := s.balance(42); b != 500 {
+		t.Fatalf("balance of 42 after the console's grant: %d", b)
+	}
+	run(t, console, "ban a shopper",
+		chromedp.Navigate(s.admin+"/#/bans"),
+		chromedp.WaitVisible("#ban-user", chromedp.ByQuery),
+		chromedp.SendKeys("#ban-user", "99", chromedp.ByQuery),
+		chromedp.SendKeys("#ban-ttl", "10m", chromedp.ByQuery),
+		chromedp.Click("#ban", chromedp.ByQuery),
+		waitFor(`.toast`),
+	)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		// The path, not the buy: a buy before the ban lands would take a unit.
+		if a := s.do("GET", s.gw+"/api/v1/seckill/"+itemID+"/path", s.token(99), nil); a.Status != 403 || a.code() != "forbidden" {
+			return fmt.Errorf("path of a banned shopper: %d %s", a.Status, a.Raw)
+		}
+		return nil
+	})
+	run(t, console, "adjust stock",
+		chromedp.Navigate(s.admin+"/"+activityHash),
+		chromedp.WaitVisible(fmt.Sprintf(`input[data-stock="%s"]`, itemID), chromedp.ByQuery),
+		chromedp.SendKeys(fmt.Sprintf(`input[data-stock="%s"]`, itemID), "2", chromedp.ByQuery),
+		chromedp.Click(fmt.Sprintf(`button[data-stock-go="%s"]`, itemID), chromedp.ByQuery),
+		waitText(fmt.Sprintf(`#items tr[data-item="%s"] td:nth-child(4)`, itemID), "5"),
+	)
+	if st := s.stats(mustID(t, itemID)); st.Stock != 5 || st.Remaining != 4 {
+		t.Fatalf("after adding 2 units in the console: %+v", st)
+	}
+	run(t, console, "schedule a sale, then cancel the schedule",
+		chromedp.Navigate(s.admin+"/#/"),
+		chromedp.WaitVisible("#new-activity", chromedp.ByQuery),
+		chromedp.SendKeys("#new-name", "Later", chromedp.ByQuery),
+		chromedp.Click("#create", chromedp.ByQuery),
+		chromedp.WaitVisible("#new-item", chromedp.ByQuery),
+		chromedp.SendKeys(`#new-item input[name=name]`, "Lamp", chromedp.ByQuery),
+		chromedp.SendKeys(`#new-item input[name=price]`, "5", chromedp.ByQuery),
+		chromedp.Click("#add-item", chromedp.ByQuery),
+		chromedp.WaitVisible(`#items tr[data-item]`, chromedp.ByQuery),
+		chromedp.Click("#schedule", chromedp.ByQuery),
+		chromedp.WaitVisible(`.head .chip[data-status=scheduled]`, chromedp.ByQuery),
+		chromedp.Click("#unschedule", chromedp.ByQuery),
+		chromedp.WaitVisible(`.head .chip[data-status=draft]`, chromedp.ByQuery),
+	)
 	st := s.settle(mustID(t, itemID))
-	if st.Paid != 1 || st.Refunded != 1 || st.Remaining != 2 {
+	if st.Paid != 1 || st.Refunded != 1 || st.Stock != 5 || st.Remaining != 4 {
 		t.Fatalf("after the story: %+v", st)
 	}
 }
