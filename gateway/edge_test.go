@@ -331,3 +331,26 @@ func TestBadTrustedProxyStopsServe(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// TestServeStopsWhenCancelledAtOnce: a gateway told to stop before its
+// server has even registered the listener still returns (it used to accept
+// for ever: fasthttp's shutdown closes only the listeners it knows).
+func TestServeStopsWhenCancelledAtOnce(t *testing.T) {
+	for range 20 {
+		g := gateway.New(gateway.Config{}, nil, nil, nil, auth.NewSigner([]byte(testSecret)),
+			slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- g.Serve(ctx, ln) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return after its context was cancelled")
+		}
+	}
+}
