@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -64,6 +65,17 @@ type params struct {
 
 	Calibrate         bool
 	CalibrateDuration time.Duration
+
+	// CPU per persisted order (issue 12): Redis through INFO cpu, MariaDB
+	// through /proc when it runs on this machine.
+	CPU           bool
+	RedisAddr     string // the Redis the target uses
+	RedisUsername string
+	RedisPassword string
+
+	SetupOnly  bool   // create the item and write the token file, no load
+	TokensFile string // --tokens-file: one Authorization value per line
+	ServeBare  string // --serve-bare ADDR: serve the calibration handler
 }
 
 // closedLoop reports whether the run is closed loop.
@@ -153,6 +165,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (p
 	fs.DurationVar(&c.DrainInterval, "drain-interval", 250*time.Millisecond, "how often the admin stats are polled while draining")
 	fs.BoolVar(&c.Calibrate, "calibrate", false, "first measure the generator against a bare in-process fasthttp handler (ceiling_rps)")
 	fs.DurationVar(&c.CalibrateDuration, "calibrate-duration", 5*time.Second, "how long the calibration runs")
+	fs.BoolVar(&c.CPU, "cpu", true, "report Redis (INFO cpu) and MariaDB (/proc, same machine only) CPU per persisted order")
+	fs.StringVar(&c.RedisAddr, "redis-addr", "", "the Redis the target uses, for --cpu (default: the first of $FLASHGATE_REDIS_ADDR, else 127.0.0.1:6379; credentials from $FLASHGATE_REDIS_USERNAME/PASSWORD)")
+	fs.BoolVar(&c.SetupOnly, "setup-only", false, "set the scenario up (item, sold out for soldout), write --tokens-file, print the item's buy path and stop: for an outside load generator such as wrk")
+	fs.StringVar(&c.TokensFile, "tokens-file", "", "with --setup-only: write the shoppers' Authorization values here, one per line")
+	fs.StringVar(&c.ServeBare, "serve-bare", "", "serve the --calibrate bare handler on ADDR until interrupted, and nothing else: the ceiling for an outside load generator")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -176,6 +193,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (p
 	fromEnv(&c.AuthSecret, "FLASHGATE_AUTH_SECRET", config.DevAuthSecret)
 	fromEnv(&c.AdminToken, "FLASHGATE_ADMIN_TOKEN", config.DevAdminToken)
 	fromEnv(&c.MySQLDSN, "FLASHGATE_MYSQL_DSN", DefaultMySQLDSN)
+	if c.RedisAddr == "" {
+		c.RedisAddr, _, _ = strings.Cut(env("FLASHGATE_REDIS_ADDR", "127.0.0.1:6379"), ",")
+		c.RedisAddr = strings.TrimSpace(c.RedisAddr)
+	}
+	c.RedisUsername, c.RedisPassword = getenv("FLASHGATE_REDIS_USERNAME"), getenv("FLASHGATE_REDIS_PASSWORD")
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
@@ -221,6 +243,13 @@ func (c *params) resolve() error {
 		return errors.New("--drain-timeout, --drain-interval: must be positive")
 	case c.Calibrate && c.CalibrateDuration <= 0:
 		return errors.New("--calibrate-duration: must be positive")
+	case c.SetupOnly && c.TokensFile == "":
+		return errors.New("--setup-only: needs --tokens-file")
+	case c.TokensFile != "" && !c.SetupOnly:
+		return errors.New("--tokens-file: only with --setup-only")
+	}
+	if _, _, err := net.SplitHostPort(c.RedisAddr); err != nil {
+		return fmt.Errorf("--redis-addr: want host:port, got %q", c.RedisAddr)
 	}
 	if _, err := strconv.ParseFloat(c.Price, 64); err != nil {
 		return fmt.Errorf("--price: want a decimal like 9.90, got %q", c.Price)

@@ -53,6 +53,9 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 	if opts.Orders == nil {
 		opts.Orders = MySQLOrders{DSN: cfg.MySQLDSN}
 	}
+	if cfg.ServeBare != "" {
+		return nil, serveBare(ctx, cfg.ServeBare, opts.Stdout)
+	}
 	progress := terminal(opts.Stderr)
 	api := newAPIClient(&cfg)
 	signer := auth.NewSigner([]byte(cfg.AuthSecret))
@@ -61,6 +64,9 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SetupOnly {
+		return nil, writeSetup(&cfg, p, opts.Stdout)
+	}
 	var ceiling *loadResult
 	if cfg.Calibrate {
 		if ceiling, err = calibrate(ctx, &cfg, p, progress); err != nil {
@@ -68,6 +74,10 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 		}
 	}
 
+	var meters *cpuMeters
+	if cfg.CPU {
+		meters = startCPUMeters(ctx, &cfg)
+	}
 	startedAt := time.Now()
 	res, err := runLoad(ctx, loadSpec{
 		base:        cfg.Target,
@@ -91,7 +101,18 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 		r.setCalibration(ceiling)
 	}
 
-	if err := r.check(ctx, &cfg, p, res, api, opts.Orders); err != nil {
+	err = r.check(ctx, &cfg, p, res, api, opts.Orders)
+	if meters != nil {
+		// The orders this run persisted: the pre-sale's were counted
+		// before the first reading.
+		orders := int64(0)
+		if err == nil {
+			orders = r.Invariants.Orders - int64(len(p.presale))
+		}
+		r.CPU = meters.finish(ctx, orders)
+	}
+	r.Verdicts = verdicts(r)
+	if err != nil {
 		// The load's numbers are still worth keeping.
 		r.Error = err.Error()
 		if werr := r.writeFiles(&cfg); werr != nil {

@@ -234,6 +234,14 @@ func TestRunBuy(t *testing.T) {
 	if r.Invariants.Stock != 120 || r.Invariants.Orders != 120 || !r.Passed {
 		t.Errorf("invariants %+v", r.Invariants)
 	}
+	// The machine's Redis is read through INFO cpu: measured over the
+	// run's 120 orders, with its verdict line.
+	if len(r.CPU) != 2 || r.CPU[0].Server != "redis" || !r.CPU[0].Measured || r.CPU[0].Orders != 120 {
+		t.Errorf("cpu %+v", r.CPU)
+	}
+	if !strings.Contains(out, "goal redis_cpu_per_order ≤ 5µs: ") || !strings.Contains(out, "goal storm_settled ≤ 20s: ") {
+		t.Errorf("no verdict lines in the summary:\n%s", out)
+	}
 }
 
 func TestRunMixed(t *testing.T) {

@@ -102,6 +102,27 @@ func (r *Report) markdown() []byte {
 		}
 	}
 
+	if len(r.CPU) > 0 || len(r.Verdicts) > 0 {
+		b.WriteString("\n## Cost and goals (issue 12)\n\n")
+		for _, c := range r.CPU {
+			if c.Measured {
+				fmt.Fprintf(&b, "- %s: **%.1f µs CPU per persisted order** (%.3f CPU-s ÷ %d orders; %s; %s)\n", c.Server, c.PerOrder, c.CPUS, c.Orders, c.Source, c.Note)
+			} else {
+				fmt.Fprintf(&b, "- %s: CPU per order not measured: %s\n", c.Server, c.Reason)
+			}
+		}
+		if len(r.Verdicts) > 0 {
+			b.WriteString("\n")
+		}
+		for _, v := range r.Verdicts {
+			fmt.Fprintf(&b, "- `%s`", v)
+			if v.Note != "" {
+				fmt.Fprintf(&b, " (%s)", v.Note)
+			}
+			b.WriteString("\n")
+		}
+	}
+
 	if len(r.Timeline) > 0 {
 		b.WriteString("\n## Timeline\n\n| s | requests | ok | errors | p50 ms | p99 ms | max ms |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, s := range r.Timeline {

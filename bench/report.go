@@ -57,6 +57,12 @@ type Report struct {
 	CeilingRatio *float64     `json:"ceiling_ratio,omitempty"`
 	Calibration  *Calibration `json:"calibration,omitempty"`
 
+	// CPU is each server's CPU per persisted order, or why it was not
+	// measured (--cpu).
+	CPU []CPUCost `json:"cpu,omitempty"`
+	// Verdicts judge the run against the goals of issue 12 it measures.
+	Verdicts []Verdict `json:"verdicts,omitempty"`
+
 	SetupS        float64     `json:"setup_s"`
 	DrainS        float64     `json:"drain_s"`
 	DrainComplete bool        `json:"drain_complete"`
@@ -348,6 +354,7 @@ func (r *Report) writeSummary(w io.Writer) {
 	for _, b := range inv.Broken {
 		fmt.Fprintf(w, "  BROKEN     %s\n", b)
 	}
+	r.writeCPUAndVerdicts(w)
 	if r.Passed {
 		fmt.Fprintln(w, "  result     PASS")
 	} else {
