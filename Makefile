@@ -6,7 +6,7 @@ FUZZTIME ?= 8s
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run services test vet unit fuzz bench clean screenshots
+.PHONY: all build run services test vet unit fuzz bench wrk clean screenshots
 
 all: build
 
@@ -47,6 +47,11 @@ bench: services build
 ## screenshots: the browser test's pictures of the pages, into docs/screens.
 screenshots: services
 	FLASHGATE_SCREENSHOTS=$(CURDIR)/docs/screens $(GO) test -count=1 -run '^TestBrowserStory$$' ./test
+
+## wrk: issue 12's ratios and costs measured with wrk (installed when
+## missing) against a bare handler and a dev stack, in the same run.
+wrk: services build
+	bash scripts/wrk.sh
 
 clean:
 	rm -rf bin reports

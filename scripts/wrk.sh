@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# `make wrk`: issue 12's figures measured with an outside load generator.
+# Runs wrk (2 threads, 128 keep-alive connections, 8 s by default) against a
+# bare fasthttp handler (`flashgate bench --serve-bare`, the --calibrate
+# handler) and against flashgate in the same run, and prints the ratios:
+#   soldout  one token, an item sold out beforehand  (scripts/wrk/soldout.lua)
+#   buy      a fresh user per request, all 202       (scripts/wrk/rotate.lua)
+# plus, for the buy run, Redis and MariaDB CPU per persisted order and how
+# long the storm took to settle. Installs wrk from Debian when missing.
+#
+# Starts its own dev stack on free ports with its own database and its own
+# redis-server (so that INFO cpu counts this run only, not the other users
+# of a shared Redis), unless WRK_TARGET and WRK_ADMIN name a running gateway and admin
+# API (then FLASHGATE_MYSQL_DSN, FLASHGATE_AUTH_SECRET, FLASHGATE_ADMIN_TOKEN
+# as for `flashgate bench`; the gateway needs FLASHGATE_IP_RATE=0 and
+# FLASHGATE_USER_RATE=0). Other settings: WRK_DURATION (8s), WRK_THREADS (2),
+# WRK_CONNECTIONS (128), WRK_USERS (tokens for the buy run, 600000),
+# WRK_REPEAT (1), REDIS_ADDR (with WRK_TARGET: the gateway's Redis, for the
+# CPU reading; 127.0.0.1:6379). WRK_BENCH=1 also runs `flashgate bench`
+# (sold-out and buy with --calibrate, then open loop at half the buy rate)
+# in each round, so both generators are measured on the same stack.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+
+DURATION=${WRK_DURATION:-8s}
+THREADS=${WRK_THREADS:-2}
+CONNS=${WRK_CONNECTIONS:-128}
+USERS=${WRK_USERS:-600000}
+REPEAT=${WRK_REPEAT:-1}
+REDIS=${REDIS_ADDR:-127.0.0.1:6379}
+BIN=./bin/flashgate
+export WRK_THREADS=$THREADS
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "wrk: installing Debian's wrk" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+go build -o "$BIN" ./cmd/flashgate
+
+TMP=$(mktemp -d)
+PIDS=()
+DB=
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -z "$DB" ] || mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB}"
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+waitready() { # url
+  for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "wrk.sh: $1 not ready" >&2; return 1
+}
+
+port() { echo $((18000 + RANDOM % 1000 + $1 * 1000)); }
+if [ -z "${WRK_TARGET:-}" ]; then
+  HTTP=127.0.0.1:$(port 0) ADMIN=127.0.0.1:$(port 1)
+  DB=flashgate_wrk_$$
+  REDIS=127.0.0.1:$(port 3)
+  redis-server --bind 127.0.0.1 --port "${REDIS##*:}" --save "" --appendonly no --daemonize no \
+    > "$TMP/redis.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "${REDIS##*:}" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  export FLASHGATE_HTTP_ADDR=$HTTP FLASHGATE_ADMIN_ADDR=$ADMIN FLASHGATE_PAYSIM_ADDR=127.0.0.1:0 \
+    FLASHGATE_MYSQL_DSN="root@tcp(127.0.0.1:3306)/${DB}?parseTime=true" FLASHGATE_REDIS_PREFIX=wrk$$ \
+    FLASHGATE_REDIS_ADDR=$REDIS FLASHGATE_USER_RATE=0 FLASHGATE_IP_RATE=0 FLASHGATE_LOG_LEVEL=warn
+  mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB}"
+  $BIN dev > "$TMP/dev.log" 2>&1 &
+  PIDS+=($!)
+  WRK_TARGET=http://$HTTP WRK_ADMIN=http://$ADMIN
+  waitready "$WRK_TARGET/readyz"
+fi
+: "${WRK_ADMIN:?set WRK_ADMIN with WRK_TARGET}"
+BARE=127.0.0.1:$(port 2)
+$BIN bench --serve-bare "$BARE" > "$TMP/bare.log" 2>&1 &
+PIDS+=($!)
+waitready "http://$BARE/"
+
+bench() { $BIN bench --target "$WRK_TARGET" --admin "$WRK_ADMIN" "$@"; }
+# setup SCENARIO USERS FILE: creates the item, writes the tokens, prints the
+# buy path.
+setup() { bench --scenario "$1" --users "$2" --setup-only --tokens-file "$3" | sed -n 's/^path //p'; }
+# run SCRIPT URL TOKENS: wrk's output.
+run() { WRK_TOKENS=$3 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "scripts/wrk/$1" "$2"; }
+rps() { sed -n 's/^Requests\/sec: *//p' <<<"$1"; }
+reqs() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$1"; }
+non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *//p' <<<"$1" | grep . || echo 0; }
+p99() { sed -n 's/^ *99% *//p' <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+stats() { # item field
+  curl -fs -H "Authorization: Bearer ${FLASHGATE_ADMIN_TOKEN:-dev-admin-token}" "$WRK_ADMIN/admin/v1/items/$1/stats" |
+    sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p"
+}
+redis_cpu() {
+  redis-cli -h "${REDIS%:*}" -p "${REDIS##*:}" info cpu | tr -d '\r' |
+    awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
+}
+MYSQLD=$(pidof mariadbd || pidof mysqld || true)
+mysql_cpu() { # utime+stime in seconds, fields counted after the ')'
+  [ -n "$MYSQLD" ] && [ -r "/proc/$MYSQLD/stat" ] || { echo NA; return; }
+  sed 's/.*) //' "/proc/$MYSQLD/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'
+}
+per_order() { # before after orders → µs
+  [ "$1" != NA ] && [ "$2" != NA ] || { echo "not measured (no /proc of the server here)"; return; }
+  awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { if (n > 0) printf "%.1f µs", (b - a) * 1e6 / n; else print "n/a" }'
+}
+
+echo "wrk ${THREADS} threads, ${CONNS} connections, ${DURATION}; target $WRK_TARGET, bare handler $BARE; $(uptime)"
+for round in $(seq 1 "$REPEAT"); do
+  echo
+  echo "== round $round"
+  path=$(setup soldout 1000 "$TMP/soldout.tok")
+  bare=$(run soldout.lua "http://$BARE$path" "$TMP/soldout.tok")
+  gw=$(run soldout.lua "$WRK_TARGET$path" "$TMP/soldout.tok")
+  if [ "$(non2xx "$gw")" != "$(reqs "$gw")" ]; then
+    echo "soldout: $(reqs "$gw") requests but $(non2xx "$gw") non-2xx: some buy was accepted after sold out?" >&2
+  fi
+  echo "soldout  flashgate $(rps "$gw")/s (p99 $(p99 "$gw")) ÷ bare $(rps "$bare")/s (p99 $(p99 "$bare")) = $(ratio "$(rps "$gw")" "$(rps "$bare")")  (goal ≥ 0.90)"
+
+  path=$(setup buy "$USERS" "$TMP/buy.tok")
+  item=${path##*/}
+  bare=$(run rotate.lua "http://$BARE$path" "$TMP/buy.tok")
+  r0=$(redis_cpu) m0=$(mysql_cpu)
+  gw=$(run rotate.lua "$WRK_TARGET$path" "$TMP/buy.tok")
+  ended=$(date +%s.%N)
+  accepted=$(( $(reqs "$gw") - $(non2xx "$gw") ))
+  # Settled: nothing reserved and every 202 a row (wrk's counts include
+  # the answers to requests cut off at the end, so at least that many).
+  orders=0
+  for _ in $(seq 1 600); do
+    orders=$(stats "$item" orders) reserved=$(stats "$item" reserved)
+    [ "$reserved" = 0 ] && [ "$orders" -ge "$accepted" ] && break
+    sleep 0.1
+  done
+  settled=$(awk -v a="$ended" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  r1=$(redis_cpu) m1=$(mysql_cpu)
+  echo "buy      flashgate $(rps "$gw")/s (p99 $(p99 "$gw"), $(non2xx "$gw") non-2xx) ÷ bare $(rps "$bare")/s = $(ratio "$(rps "$gw")" "$(rps "$bare")")  (goal ≥ 0.50)"
+  echo "         $accepted accepted, $orders orders, settled ${settled}s after the storm (goal ≤ 20s); CPU per order: Redis $(per_order "$r0" "$r1" "$orders") (goal ≤ 5), MariaDB $(per_order "$m0" "$m1" "$orders") (goal ≤ 6)"
+
+  if [ "${WRK_BENCH:-0}" = 1 ]; then
+    gen() { bench --redis-addr "$REDIS" --duration "$DURATION" "$@" | grep -E '^  (requests|latency|cpu|goal|result)' || true; }
+    echo "-- flashgate bench, same stack"
+    gen --scenario soldout --calibrate --calibrate-duration 5s
+    out=$(gen --scenario buy --users "$USERS" --calibrate --calibrate-duration 5s)
+    echo "$out"
+    max=$(sed -n 's/^  requests .* = \([0-9]*\) req\/s.*/\1/p' <<<"$out")
+    if [ -n "$max" ] && [ "$max" -gt 0 ]; then
+      echo "-- open loop at half the buy rate: $((max / 2))/s"
+      gen --scenario buy --rate $((max / 2)) --warmup 1s
+    fi
+  fi
+done
