@@ -73,6 +73,14 @@ func writeSetup(cfg *params, p *plan, stdout io.Writer) error {
 	return nil
 }
 
+// calibrationPicker feeds the bare handler the run's own tokens in the
+// run's own rotation (for the buy scenario: user after user, each token
+// once, then over again), so that a ratio compares like with like: the
+// same request sizes, the same header bytes to parse.
+func calibrationPicker(p *plan) picker {
+	return &cyclePicker{toks: p.tokens, items: p.onSale}
+}
+
 // calibrate measures the machine's ceiling: the same generator, tokens,
 // paths, workers and connections against a bare fasthttp handler in this
 // process. It always runs closed loop: in open loop the bare handler would
@@ -95,7 +103,7 @@ func calibrate(ctx context.Context, cfg *params, p *plan, progress io.Writer) (*
 		connections: cfg.Connections,
 		duration:    cfg.CalibrateDuration,
 		timeout:     cfg.Timeout,
-		picker:      &cyclePicker{toks: p.tokens, items: p.onSale},
+		picker:      calibrationPicker(p),
 		progress:    progress,
 		label:       "[calibrate]",
 	})

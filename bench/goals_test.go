@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/flashgate/flashgate/internal/auth"
 )
 
 func ptr(v float64) *float64 { return &v }
@@ -63,5 +67,29 @@ func TestGoalsTable(t *testing.T) {
 		if th, ok := want[g.Name]; !ok || th != g.Threshold {
 			t.Errorf("goal %s threshold %v, want %v", g.Name, g.Threshold, th)
 		}
+	}
+}
+
+// TestCalibrationRotatesLikeBuy holds the buys ceiling to "a bare handler
+// fed the same rotating tokens": the calibration sends the buy run's
+// tokens in the buy run's order, and keeps going after the buy run's
+// users are spent.
+func TestCalibrationRotatesLikeBuy(t *testing.T) {
+	p := &plan{items: []int64{7}, onSale: []int{0}, tokens: mintTokens(auth.NewSigner([]byte("0123456789abcdef0123456789abcdef")), 100, 50, time.Now().Add(time.Hour))}
+	buy, cal := buyPicker(p), calibrationPicker(p)
+	var b, c shot
+	for i := range 50 {
+		if !buy.next(nil, &b) || !cal.next(nil, &c) {
+			t.Fatalf("shot %d: a picker ran dry", i)
+		}
+		if b.user != c.user || !bytes.Equal(b.tok, c.tok) || b.item != c.item || b.id != int64(100+i) {
+			t.Fatalf("shot %d: buy user %d, calibration user %d", i, b.user, c.user)
+		}
+	}
+	if buy.next(nil, &b) {
+		t.Error("buy sent a user twice")
+	}
+	if !cal.next(nil, &c) || c.user != 0 {
+		t.Errorf("calibration stopped or did not start over: user %d", c.user)
 	}
 }

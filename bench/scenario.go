@@ -78,7 +78,7 @@ func setup(ctx context.Context, cfg *params, api *apiClient, signer *auth.Signer
 	case ScenarioHot, ScenarioSoldOut:
 		p.picker = &cyclePicker{toks: p.tokens, items: p.onSale}
 	case ScenarioBuy:
-		p.picker = &cyclePicker{toks: p.tokens, items: p.onSale[:1], fresh: true}
+		p.picker = buyPicker(p)
 	case ScenarioFair:
 		p.fair = newFairPicker(p.tokens, p.onSale[0])
 		p.picker = p.fair
@@ -94,6 +94,12 @@ func setup(ctx context.Context, cfg *params, api *apiClient, signer *auth.Signer
 	}
 	p.setupDur = time.Since(began)
 	return p, nil
+}
+
+// buyPicker sends every user once, in token order, at the first item on
+// sale: a fresh user per request.
+func buyPicker(p *plan) picker {
+	return &cyclePicker{toks: p.tokens, items: p.onSale[:1], fresh: true}
 }
 
 // add appends an item the load targets and returns its index.
