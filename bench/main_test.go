@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flashgate/flashgate/bench"
 )
@@ -338,6 +342,9 @@ func TestMainBadFlags(t *testing.T) {
 		{"--target", "ftp://x"},
 		{"--scenario", "fair", "--users", "3", "--stock", "4"},
 		{"stray"},
+		{"--setup-only"},
+		{"--tokens-file", "t.txt"},
+		{"--redis-addr", "no-port"},
 	} {
 		err := bench.Main(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
 		if !errors.Is(err, bench.ErrUsage) {
@@ -372,5 +379,65 @@ func TestRunWritesReportWhenVerifyFails(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "NOT CHECKED") {
 		t.Errorf("summary:\n%s", out.String())
+	}
+}
+
+// TestRunSetupOnly writes the buy run's tokens, one a line in the order the
+// buy scenario sends them, and prints the item's path, without any load.
+func TestRunSetupOnly(t *testing.T) {
+	f := newFake(t, nil)
+	file := filepath.Join(t.TempDir(), "tokens.txt")
+	r, out, err := f.run(t, "--scenario", "buy", "--users", "30", "--setup-only", "--tokens-file", file)
+	if err != nil || r != nil {
+		t.Fatalf("Run: %v, %v\n%s", r, err, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 30 || !strings.HasPrefix(lines[0], "Bearer ey") || lines[0] == lines[1] {
+		t.Errorf("%d token lines, first %q", len(lines), lines[0])
+	}
+	if !strings.Contains(out, "path /api/v1/seckill/") || !strings.Contains(out, "tokens 30 ") {
+		t.Errorf("output %q", out)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seq != 0 {
+		t.Errorf("%d buys accepted during --setup-only", f.seq)
+	}
+}
+
+// TestServeBare serves the calibration handler until the context ends.
+func TestServeBare(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bench.Main(ctx, []string{"--serve-bare", addr}, io.Discard, io.Discard) }()
+	var resp *http.Response
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err = http.Post("http://"+addr+"/api/v1/seckill/1", "", nil)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("status %d, want 202", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Main: %v", err)
 	}
 }
