@@ -69,7 +69,8 @@ type params struct {
 	// CPU per persisted order (issue 12): Redis through INFO cpu, MariaDB
 	// through /proc when it runs on this machine.
 	CPU           bool
-	RedisAddr     string // the Redis the target uses
+	CPUIdle       time.Duration // sample the servers' idle CPU this long first
+	RedisAddr     string        // the Redis the target uses
 	RedisUsername string
 	RedisPassword string
 
@@ -166,6 +167,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (p
 	fs.BoolVar(&c.Calibrate, "calibrate", false, "first measure the generator against a bare in-process fasthttp handler (ceiling_rps)")
 	fs.DurationVar(&c.CalibrateDuration, "calibrate-duration", 5*time.Second, "how long the calibration runs")
 	fs.BoolVar(&c.CPU, "cpu", true, "report Redis (INFO cpu) and MariaDB (/proc, same machine only) CPU per persisted order")
+	fs.DurationVar(&c.CPUIdle, "cpu-idle", 0, "with --cpu: first sample the servers' CPU this long with no load, and report CPU per order net of that rate too")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "the Redis the target uses, for --cpu (default: the first of $FLASHGATE_REDIS_ADDR, else 127.0.0.1:6379; credentials from $FLASHGATE_REDIS_USERNAME/PASSWORD)")
 	fs.BoolVar(&c.SetupOnly, "setup-only", false, "set the scenario up (item, sold out for soldout), write --tokens-file, print the item's buy path and stop: for an outside load generator such as wrk")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "with --setup-only: write the shoppers' Authorization values here, one per line")
@@ -243,6 +245,8 @@ func (c *params) resolve() error {
 		return errors.New("--drain-timeout, --drain-interval: must be positive")
 	case c.Calibrate && c.CalibrateDuration <= 0:
 		return errors.New("--calibrate-duration: must be positive")
+	case c.CPUIdle < 0:
+		return errors.New("--cpu-idle: must not be negative")
 	case c.SetupOnly && c.TokensFile == "":
 		return errors.New("--setup-only: needs --tokens-file")
 	case c.TokensFile != "" && !c.SetupOnly:

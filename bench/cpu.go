@@ -35,8 +35,16 @@ type CPUCost struct {
 	Orders   int64   `json:"orders,omitempty"`       // orders persisted in between
 	PerOrder float64 `json:"per_order_us,omitempty"` // CPUS ÷ Orders in microseconds
 	Note     string  `json:"note,omitempty"`         // e.g. shared server caveat
-	before   time.Duration
-	read     func(context.Context) (time.Duration, error) // reads the counter again after the drain
+	// IdleCPUPerS is what the server burned per second with no load from
+	// this run, sampled for --cpu-idle just before it: the stack's fixed
+	// passes, and on a shared server the others' work. NetPerOrder is
+	// PerOrder less that rate over the measured window.
+	IdleCPUPerS *float64 `json:"idle_cpu_s_per_s,omitempty"`
+	NetPerOrder *float64 `json:"net_per_order_us,omitempty"`
+	idle        float64
+	at          time.Time
+	before      time.Duration
+	read        func(context.Context) (time.Duration, error) // reads the counter again after the drain
 }
 
 // parseRedisCPU returns used_cpu_sys + used_cpu_user from the text of
@@ -279,6 +287,33 @@ func startCPUMeters(ctx context.Context, cfg *params) *cpuMeters {
 	}
 	m.costs = append(m.costs, mc)
 
+	m.readAll(ctx)
+	if cfg.CPUIdle > 0 {
+		first := make([]time.Duration, len(m.costs))
+		for i, c := range m.costs {
+			first[i] = c.before
+		}
+		began := time.Now()
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.CPUIdle):
+		}
+		m.readAll(ctx)
+		w := time.Since(began).Seconds()
+		for i, c := range m.costs {
+			if c.read != nil && c.before >= first[i] {
+				c.idle = (c.before - first[i]).Seconds() / w
+				idle := math.Round(c.idle*10000) / 10000
+				c.IdleCPUPerS = &idle
+			}
+		}
+	}
+	return m
+}
+
+// readAll takes a reading of every counter that can be read, dropping the
+// ones that fail with the reason.
+func (m *cpuMeters) readAll(ctx context.Context) {
 	for _, c := range m.costs {
 		if c.read == nil {
 			continue
@@ -288,9 +323,8 @@ func startCPUMeters(ctx context.Context, cfg *params) *cpuMeters {
 			c.Reason, c.read = err.Error(), nil
 			continue
 		}
-		c.before = v
+		c.before, c.at = v, time.Now()
 	}
-	return m
 }
 
 // finish takes the second reading and divides by orders, the orders the
@@ -318,6 +352,11 @@ func (m *cpuMeters) finish(ctx context.Context, orders int64) []CPUCost {
 				c.CPUS = round3((after - c.before).Seconds())
 				c.Orders = orders
 				c.PerOrder = round1(float64((after - c.before).Nanoseconds()) / 1000 / float64(orders))
+				if c.IdleCPUPerS != nil {
+					busy := (after-c.before).Seconds() - c.idle*time.Since(c.at).Seconds()
+					net := round1(busy * 1e6 / float64(orders))
+					c.NetPerOrder = &net
+				}
 			}
 		}
 		out = append(out, *c)

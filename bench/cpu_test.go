@@ -117,6 +117,15 @@ func TestCPUMetersFinish(t *testing.T) {
 	if got[1].Measured || got[1].Reason == "" {
 		t.Errorf("mariadb: %+v, want not measured with its reason", got[1])
 	}
+	// An idle rate of one CPU-second per second over the last 100 ms takes
+	// 100 ms of the 267 ms off: 16.7 µs net (a little less as the test
+	// itself takes time).
+	idle := 1.0
+	m = &cpuMeters{costs: []*CPUCost{{Server: "redis", read: fake, before: time.Second, at: time.Now().Add(-100 * time.Millisecond), idle: idle, IdleCPUPerS: &idle}}}
+	counter = time.Second + 267*time.Millisecond
+	if got := m.finish(context.Background(), 10000); got[0].PerOrder != 26.7 || got[0].NetPerOrder == nil || *got[0].NetPerOrder > 16.7 || *got[0].NetPerOrder < 15 {
+		t.Errorf("net of idle: %+v (net %v)", got[0], got[0].NetPerOrder)
+	}
 	m = &cpuMeters{costs: []*CPUCost{{Server: "redis", read: fake, before: 2 * time.Second}}}
 	if got := m.finish(context.Background(), 5); got[0].Measured || !strings.Contains(got[0].Reason, "backwards") {
 		t.Errorf("restarted server: %+v", got[0])

@@ -121,7 +121,11 @@ func trimFloat(v float64) string {
 func (r *Report) writeCPUAndVerdicts(w io.Writer) {
 	for _, c := range r.CPU {
 		if c.Measured {
-			fmt.Fprintf(w, "  cpu        %s %.1f µs per persisted order (%.3f CPU-s ÷ %d orders; %s; %s)\n", c.Server, c.PerOrder, c.CPUS, c.Orders, c.Source, c.Note)
+			net := ""
+			if c.NetPerOrder != nil {
+				net = fmt.Sprintf(", %.1f µs net of its idle %.0f ms/s", *c.NetPerOrder, *c.IdleCPUPerS*1000)
+			}
+			fmt.Fprintf(w, "  cpu        %s %.1f µs per persisted order%s (%.3f CPU-s ÷ %d orders; %s; %s)\n", c.Server, c.PerOrder, net, c.CPUS, c.Orders, c.Source, c.Note)
 		} else {
 			fmt.Fprintf(w, "  cpu        %s per order not measured: %s\n", c.Server, c.Reason)
 		}

@@ -317,7 +317,7 @@ drained in {{printf "%.3f" .R.DrainS}} s{{if not .R.DrainComplete}}, <b>not sett
 {{range .R.Invariants.Broken}}<p class="FAIL"><b>Broken:</b> {{.}}</p>{{end}}
 {{if .R.Checks}}<table><tr><th>check</th><th>result</th><th>detail</th></tr>{{range .R.Checks}}<tr><td>{{.Name}}</td><td>{{.Result}}</td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}{{end}}
 {{if or .R.CPU .R.Verdicts}}<h2>Cost and goals (issue 12)</h2>
-{{if .R.CPU}}<table><tr><th>server</th><th>CPU per persisted order</th><th>read from</th></tr>{{range .R.CPU}}<tr><td>{{.Server}}</td><td>{{if .Measured}}{{printf "%.1f" .PerOrder}} µs ({{printf "%.3f" .CPUS}} CPU-s ÷ {{.Orders}} orders){{else}}not measured: {{.Reason}}{{end}}</td><td>{{.Source}}</td></tr>{{end}}</table>{{end}}
+{{if .R.CPU}}<table><tr><th>server</th><th>CPU per persisted order</th><th>read from</th></tr>{{range .R.CPU}}<tr><td>{{.Server}}</td><td>{{if .Measured}}{{printf "%.1f" .PerOrder}} µs ({{printf "%.3f" .CPUS}} CPU-s ÷ {{.Orders}} orders){{with .NetPerOrder}}; {{printf "%.1f" .}} µs net of its idle rate{{end}}{{else}}not measured: {{.Reason}}{{end}}</td><td>{{.Source}}</td></tr>{{end}}</table>{{end}}
 {{if .R.Verdicts}}<table><tr><th>goal</th><th>bound</th><th>measured</th><th>verdict</th><th>note</th></tr>{{range .R.Verdicts}}<tr><td>{{.Goal}}</td><td>{{.Bound}}</td><td>{{printf "%g" .Value}}{{.Unit}}</td><td class="{{if .Met}}PASS{{else}}FAIL{{end}}">{{if .Met}}met{{else}}NOT MET{{end}}</td><td>{{.Note}}</td></tr>{{end}}</table>{{end}}{{end}}
 <h2>Report</h2>
 <details><summary>JSON</summary><pre>{{.JSON}}</pre></details>

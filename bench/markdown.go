@@ -106,7 +106,11 @@ func (r *Report) markdown() []byte {
 		b.WriteString("\n## Cost and goals (issue 12)\n\n")
 		for _, c := range r.CPU {
 			if c.Measured {
-				fmt.Fprintf(&b, "- %s: **%.1f µs CPU per persisted order** (%.3f CPU-s ÷ %d orders; %s; %s)\n", c.Server, c.PerOrder, c.CPUS, c.Orders, c.Source, c.Note)
+				fmt.Fprintf(&b, "- %s: **%.1f µs CPU per persisted order** (%.3f CPU-s ÷ %d orders; %s; %s)", c.Server, c.PerOrder, c.CPUS, c.Orders, c.Source, c.Note)
+				if c.NetPerOrder != nil {
+					fmt.Fprintf(&b, "; %.1f µs net of its idle %.0f ms/s", *c.NetPerOrder, *c.IdleCPUPerS*1000)
+				}
+				b.WriteString("\n")
 			} else {
 				fmt.Fprintf(&b, "- %s: CPU per order not measured: %s\n", c.Server, c.Reason)
 			}
