@@ -353,7 +353,7 @@ func (m *cpuMeters) finish(ctx context.Context, orders int64) []CPUCost {
 				c.Orders = orders
 				c.PerOrder = round1(float64((after - c.before).Nanoseconds()) / 1000 / float64(orders))
 				if c.IdleCPUPerS != nil {
-					busy := (after-c.before).Seconds() - c.idle*time.Since(c.at).Seconds()
+					busy := (after - c.before).Seconds() - c.idle*time.Since(c.at).Seconds()
 					net := round1(busy * 1e6 / float64(orders))
 					c.NetPerOrder = &net
 				}
