@@ -158,7 +158,7 @@ for round in $(seq 1 "$REPEAT"); do
   echo "         $accepted accepted, $orders orders, settled ${settled}s after the storm (goal ≤ 20s); CPU per order: Redis $(per_order "$r0" "$r1" "$orders" "$ridle" "$w") (goal ≤ 5), MariaDB $(per_order "$m0" "$m1" "$orders" "$midle" "$w") (goal ≤ 6)"
 
   if [ "${WRK_BENCH:-0}" = 1 ]; then
-    gen() { bench --redis-addr "$REDIS" --duration "$DURATION" "$@" | grep -E '^  (requests|latency|cpu|goal|result)' || true; }
+    gen() { bench --redis-addr "$REDIS" --cpu-idle 4s --duration "$DURATION" "$@" | grep -E '^  (requests|latency|cpu|goal|result)' || true; }
     echo "-- flashgate bench, same stack"
     gen --scenario soldout --calibrate --calibrate-duration 5s
     out=$(gen --scenario buy --users "$USERS" --calibrate --calibrate-duration 5s)
