@@ -288,7 +288,8 @@ func startCPUMeters(ctx context.Context, cfg *params) *cpuMeters {
 	m.costs = append(m.costs, mc)
 
 	m.readAll(ctx)
-	if cfg.CPUIdle > 0 {
+	// A sold-out run persists no orders: nothing to net the idle rate from.
+	if cfg.CPUIdle > 0 && cfg.Scenario != ScenarioSoldOut {
 		first := make([]time.Duration, len(m.costs))
 		for i, c := range m.costs {
 			first[i] = c.before
