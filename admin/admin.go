@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,6 +48,8 @@ type Server struct {
 	// AccessLog, when set before Serve, gets a line per request
 	// (FLASHGATE_ACCESS_LOG).
 	AccessLog *slog.Logger
+	// closing is set once Serve starts shutting down: /readyz fails.
+	closing atomic.Bool
 }
 
 // New returns the admin API. reg is served on /metrics.
@@ -82,6 +85,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz":
 		WriteJSON(w, 200, map[string]string{"code": "ok"})
 		return
+	case "/readyz":
+		s.readyz(w, r)
+		return
 	case "/metrics":
 		if s.metrics != nil {
 			s.metrics.ServeHTTP(w, r)
@@ -100,6 +106,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// readyz answers 200 when MySQL and Redis, which every admin call needs,
+// answer within 2s, and 503 naming the one that does not, or while
+// shutting down. No token: probes carry none.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		WriteError(w, flashgate.Errorf(flashgate.Unavailable, "shutting down"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.PingContext(ctx); err != nil {
+		WriteError(w, flashgate.Errorf(flashgate.Unavailable, "mysql unreachable"))
+		return
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		WriteError(w, flashgate.Errorf(flashgate.Unavailable, "redis unreachable"))
+		return
+	}
+	WriteJSON(w, 200, map[string]string{"code": "ok"})
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -142,6 +169,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.closing.Store(true)
 	// Not sctx: the scheduler reads that until it has stopped.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

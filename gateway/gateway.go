@@ -122,8 +122,13 @@ type Gateway struct {
 type route struct {
 	method  string
 	prefix  string
-	handler fasthttp.RequestHandler
+	handler RouteHandler
 }
+
+// RouteHandler answers a request of a mounted route and returns the name of
+// the route it served and the contract code of its answer: the gateway
+// counts them in flashgate_gateway_requests_total{route,code}.
+type RouteHandler func(ctx *fasthttp.RequestCtx) (route string, code flashgate.Code)
 
 // New returns a gateway. reg collects its metrics and is served on /metrics.
 func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer, signer *auth.Signer, log *slog.Logger, reg *prometheus.Registry) *Gateway {
@@ -177,8 +182,21 @@ func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer,
 }
 
 // Handle mounts an extra handler for method and every path under prefix.
-// Call it before Serve.
+// Call it before Serve. Its answers are counted as route "other", with the
+// code their HTTP status stands for; HandleRoute names them.
 func (g *Gateway) Handle(method, prefix string, h fasthttp.RequestHandler) {
+	g.routes = append(g.routes, route{method, prefix, func(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
+		h(ctx)
+		return routeOther, codeOfStatus(ctx.Response.StatusCode())
+	}})
+}
+
+// HandleRoute mounts an extra handler for method and every path under
+// prefix, which names the route of each answer. routes are the names it
+// may return: their counters exist at 0 from the start (another name
+// counts as "other"). Call it before Serve.
+func (g *Gateway) HandleRoute(method, prefix string, routes []string, h RouteHandler) {
+	g.m.mount(routes...)
 	g.routes = append(g.routes, route{method, prefix, h})
 }
 
@@ -289,11 +307,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	method := string(ctx.Method())
 	for _, r := range g.routes {
 		if (r.method == method || (r.method == "GET" && method == "HEAD")) && bytes.HasPrefix(path, []byte(r.prefix)) {
-			r.handler(ctx)
+			g.m.countMounted(r.handler(ctx))
 			return
 		}
 	}
-	writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", method, path))
+	g.count(routeNone, writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", method, path)))
 }
 
 type ioDeadline struct {

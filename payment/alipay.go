@@ -86,24 +86,34 @@ func (s *Service) PayAlipay(ctx context.Context, user int64, id string, wap bool
 // is recorded and flagged REFUND_NEEDED. Notifies that report no payment
 // (TRADE_CLOSED after a refund, WAIT_BUYER_PAY) are recorded only.
 func (s *Service) Notify(ctx context.Context, body []byte) string {
+	result := s.applyNotify(ctx, body)
+	s.m.notifies.WithLabelValues(result).Inc()
+	if result == notifyRefused || result == notifyError {
+		return notifyFailure
+	}
+	return notifySuccess
+}
+
+// applyNotify applies a notify and returns its result for the metrics.
+func (s *Service) applyNotify(ctx context.Context, body []byte) string {
 	if s.pay == nil {
 		s.log.Warn("alipay notify refused: the alipay channel is not configured")
-		return notifyFailure
+		return notifyRefused
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		s.log.Warn("alipay notify refused", "err", err)
-		return notifyFailure
+		return notifyRefused
 	}
 	n, err := s.pay.ParseNotify(form)
 	if err != nil {
 		s.log.Warn("alipay notify refused", "err", err, "out_trade_no", form.Get("out_trade_no"))
-		return notifyFailure
+		return notifyRefused
 	}
 	amount, err := flashgate.ParseMoney(n.TotalAmount)
 	if err != nil {
 		s.log.Warn("alipay notify refused: bad total_amount", "out_trade_no", n.OutTradeNo, "total_amount", n.TotalAmount)
-		return notifyFailure
+		return notifyRefused
 	}
 	outcome, o, err := s.db.ApplyPayment(ctx, mysql.ChannelReport{
 		OrderID:     n.OutTradeNo,
@@ -120,19 +130,24 @@ func (s *Service) Notify(ctx context.Context, body []byte) string {
 		var fe *flashgate.Error
 		if errors.As(err, &fe) {
 			s.log.Warn("alipay notify refused", "out_trade_no", n.OutTradeNo, "err", err)
-		} else {
-			s.log.Error("alipay notify not recorded; alipay will retry", "out_trade_no", n.OutTradeNo, "err", err)
+			return notifyRefused
 		}
-		return notifyFailure
+		s.log.Error("alipay notify not recorded; alipay will retry", "out_trade_no", n.OutTradeNo, "err", err)
+		return notifyError
 	}
+	s.m.applied(mysql.ChannelAlipay, outcome)
 	switch outcome {
 	case mysql.OutcomePaid:
 		s.changed(ctx, flashgate.OrderPaid, *o)
+		return notifyPaid
 	case mysql.OutcomeRefundNeeded:
 		s.log.Warn("alipay took money for an order that is not unpaid; flagged for refund",
 			"order", o.ID, "status", o.Status, "trade_no", n.TradeNo)
+		return notifyRefundNeeded
+	case mysql.OutcomeReplay:
+		return notifyReplay
 	}
-	return notifySuccess
+	return notifyRecorded
 }
 
 // isRefund reports whether a notify is about a refund, which may say
@@ -252,6 +267,7 @@ func (s *Service) settleTrade(ctx context.Context, o *flashgate.Order) error {
 	if err != nil {
 		return err
 	}
+	s.m.applied(mysql.ChannelAlipay, outcome)
 	if outcome == mysql.OutcomePaid {
 		s.changed(ctx, flashgate.OrderPaid, *cur)
 	}
@@ -265,6 +281,7 @@ func (s *Service) cancel(ctx context.Context, id string) error {
 		return err
 	}
 	if done {
+		s.m.expired.Inc()
 		s.changed(ctx, flashgate.OrderCancelled, *o)
 	}
 	return nil
@@ -296,6 +313,7 @@ func (s *Service) refundFlagged(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		s.m.flaggedRefund.Inc()
 		s.log.Info("refunded an alipay payment flagged for refund", "order", p.OrderID, "amount", p.Amount)
 	}
 	return errors.Join(errs...)
@@ -316,6 +334,7 @@ func (s *Service) Expire(ctx context.Context) error {
 			errs = append(errs, err)
 			break
 		}
+		s.m.expired.Add(float64(len(sw.Cancelled)))
 		s.changed(ctx, flashgate.OrderCancelled, sw.Cancelled...)
 		for i := range sw.Open {
 			if err := s.expireTrade(ctx, &sw.Open[i]); err != nil {

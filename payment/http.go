@@ -45,11 +45,22 @@ func (s *Service) MountGateway(g *gateway.Gateway, signer *auth.Signer) {
 			gateway.WriteError(ctx, &flashgate.Error{Code: flashgate.Invalid, Status: status, Message: "websocket: " + reason.Error()})
 		},
 	}
-	g.Handle("GET", ordersPrefix, s.getOrderAction)
-	g.Handle("POST", ordersPrefix, s.postOrderAction)
-	g.Handle("POST", NotifyPath, s.notify)
-	g.Handle("GET", ReturnPath, s.alipayReturn)
+	g.HandleRoute("GET", ordersPrefix, []string{routeWS}, s.getOrderAction)
+	g.HandleRoute("POST", ordersPrefix, []string{routePay, routeRefund}, s.postOrderAction)
+	g.HandleRoute("POST", NotifyPath, []string{routeNotify}, s.notify)
+	g.HandleRoute("GET", ReturnPath, []string{routeReturn}, s.alipayReturn)
 }
+
+// Routes of the payment endpoints in flashgate_gateway_requests_total;
+// routeNone is the gateway's name for a path that matches no route.
+const (
+	routeWS     = "ws"
+	routePay    = "pay"
+	routeRefund = "refund"
+	routeNotify = "notify"
+	routeReturn = "return"
+	routeNone   = "none"
+)
 
 // MountAdmin mounts the admin endpoints on a:
 //
@@ -67,54 +78,47 @@ func orderAction(ctx *fasthttp.RequestCtx) (id, action string, ok bool) {
 	return id, action, ok && id != "" && !strings.Contains(action, "/")
 }
 
-func noRoute(ctx *fasthttp.RequestCtx) {
-	gateway.WriteError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", ctx.Method(), ctx.Path()))
+func noRoute(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
+	return routeNone, gateway.WriteError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", ctx.Method(), ctx.Path()))
 }
 
-func (s *Service) getOrderAction(ctx *fasthttp.RequestCtx) {
+func (s *Service) getOrderAction(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
 	id, action, ok := orderAction(ctx)
 	if !ok || action != "ws" {
-		noRoute(ctx)
-		return
+		return noRoute(ctx)
 	}
-	s.watch(ctx, id)
+	return routeWS, s.watch(ctx, id)
 }
 
-func (s *Service) postOrderAction(ctx *fasthttp.RequestCtx) {
+func (s *Service) postOrderAction(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
 	id, action, ok := orderAction(ctx)
-	if !ok || (action != "pay" && action != "refund") {
-		noRoute(ctx)
-		return
+	if !ok || (action != routePay && action != routeRefund) {
+		return noRoute(ctx)
 	}
 	user, ok := s.gw.Shopper(ctx)
 	if !ok {
-		gateway.WriteError(ctx, flashgate.Errorf(flashgate.Unauthorized, "missing or bad shopper token"))
-		return
+		return action, gateway.WriteError(ctx, flashgate.Errorf(flashgate.Unauthorized, "missing or bad shopper token"))
 	}
 	c, cancel := s.requestCtx()
 	defer cancel()
-	if action == "refund" {
+	if action == routeRefund {
 		o, err := s.Refund(c, user, id)
-		s.answerOrder(ctx, o, err)
-		return
+		return action, s.answerOrder(ctx, o, err)
 	}
 	channel, wap, err := payChannel(ctx.PostBody())
 	if err != nil {
-		gateway.WriteError(ctx, err)
-		return
+		return action, gateway.WriteError(ctx, err)
 	}
-	switch channel {
-	case mysql.ChannelAlipay:
+	if channel == mysql.ChannelAlipay {
 		u, err := s.PayAlipay(c, user, id, wap)
 		if err != nil {
-			s.writeError(ctx, err)
-			return
+			return action, s.writeError(ctx, err)
 		}
 		gateway.WriteJSON(ctx, 200, map[string]string{"code": "ok", "pay_url": u})
-	case mysql.ChannelPoints:
-		o, err := s.PayPoints(c, user, id)
-		s.answerOrder(ctx, o, err)
+		return action, flashgate.OK
 	}
+	o, err := s.PayPoints(c, user, id)
+	return action, s.answerOrder(ctx, o, err)
 }
 
 func invalid(status int, format string, args ...any) error {
@@ -154,37 +158,47 @@ func payChannel(body []byte) (channel string, wap bool, err error) {
 	return *req.Channel, req.Mode != nil && *req.Mode == "wap", nil
 }
 
-func (s *Service) answerOrder(ctx *fasthttp.RequestCtx, o *flashgate.Order, err error) {
+func (s *Service) answerOrder(ctx *fasthttp.RequestCtx, o *flashgate.Order, err error) flashgate.Code {
 	if err != nil {
-		s.writeError(ctx, err)
-		return
+		return s.writeError(ctx, err)
 	}
 	gateway.WriteJSON(ctx, 200, map[string]any{"code": "ok", "order": gateway.OrderView(o)})
+	return flashgate.OK
 }
 
 // writeError answers err; anything but a domain error is logged and
-// answered as a dependency failure, without detail.
-func (s *Service) writeError(ctx *fasthttp.RequestCtx, err error) {
+// answered as a dependency failure, without detail. It returns the code.
+func (s *Service) writeError(ctx *fasthttp.RequestCtx, err error) flashgate.Code {
 	var fe *flashgate.Error
 	if !errors.As(err, &fe) {
 		s.log.Error("payment request", "path", string(ctx.Path()), "err", err)
 		err = flashgate.Errorf(flashgate.Unavailable, "a dependency is unavailable; try again")
 	}
-	gateway.WriteError(ctx, err)
+	return gateway.WriteError(ctx, err)
 }
 
-// notify is POST /pay/alipay/notify; it answers Alipay in plain text.
-func (s *Service) notify(ctx *fasthttp.RequestCtx) {
+// notify is POST /pay/alipay/notify; it answers Alipay in plain text. The
+// request metrics count a refused notify as invalid, one not recorded as
+// unavailable (flashgate_payment_notifies_total says more).
+func (s *Service) notify(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
 	if string(ctx.Path()) != NotifyPath {
-		noRoute(ctx)
-		return
+		return noRoute(ctx)
 	}
 	c, cancel := s.requestCtx()
 	defer cancel()
-	answer := s.Notify(c, ctx.PostBody())
+	result := s.applyNotify(c, ctx.PostBody())
+	s.m.notifies.WithLabelValues(result).Inc()
+	answer, code := notifySuccess, flashgate.OK
+	switch result {
+	case notifyRefused:
+		answer, code = notifyFailure, flashgate.Invalid
+	case notifyError:
+		answer, code = notifyFailure, flashgate.Unavailable
+	}
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.SetStatusCode(200)
 	ctx.SetBodyString(answer)
+	return routeNotify, code
 }
 
 var returnPage = template.Must(template.New("return").Parse(`<!doctype html>
@@ -200,10 +214,9 @@ var returnPage = template.Must(template.New("return").Parse(`<!doctype html>
 
 // alipayReturn is GET /pay/alipay/return: the buyer's browser back from the
 // cashier. It shows the order's status and never changes it.
-func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) {
+func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
 	if string(ctx.Path()) != ReturnPath {
-		noRoute(ctx)
-		return
+		return noRoute(ctx)
 	}
 	q, err := url.ParseQuery(string(ctx.QueryArgs().QueryString()))
 	var v *ReturnView
@@ -218,10 +231,10 @@ func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) {
 		OrderID, Status, Note, ItemURL string
 		Refresh                        bool
 	}{OrderID: "?", Status: "unknown"}
-	status := 200
+	status, code := 200, flashgate.OK
 	switch {
 	case err != nil:
-		code := flashgate.ErrorCode(err)
+		code = flashgate.ErrorCode(err)
 		status = flashgate.HTTPStatus(code)
 		if code == flashgate.Internal {
 			s.log.Error("alipay return", "err", err)
@@ -230,6 +243,7 @@ func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) {
 		data.Note = flashgate.ErrorMessage(err)
 		if code == flashgate.Internal {
 			data.Note = "the order cannot be read now; try again"
+			code = flashgate.Unavailable
 		}
 	default:
 		data.OrderID, data.Status = v.OrderID, string(v.Status)
@@ -253,6 +267,7 @@ func (s *Service) alipayReturn(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.SetContentType("text/html; charset=utf-8")
 	ctx.SetStatusCode(status)
 	ctx.SetBody(b.Bytes())
+	return routeReturn, code
 }
 
 // grantPoints is POST /admin/v1/points/{user_id} {"delta":N}.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/gateway"
@@ -32,6 +33,9 @@ type Config struct {
 	// still pending (its reservation not yet written by a worker) before
 	// answering conflict; default 2s.
 	PendingWait time.Duration
+	// Metrics registers the payment metrics (flashgate_payment_*); nil
+	// keeps them unregistered.
+	Metrics prometheus.Registerer
 }
 
 // Service runs the order lifecycle after the buy. Its methods are safe for
@@ -43,6 +47,7 @@ type Service struct {
 	pay    *alipay.Client
 	log    *slog.Logger
 	events *redis.OrderEvents
+	m      *metrics
 
 	// Set by MountGateway.
 	gw     *gateway.Gateway
@@ -66,7 +71,7 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, log *slog.Logger) *Servic
 	if cfg.PendingWait <= 0 {
 		cfg.PendingWait = 2 * time.Second
 	}
-	s := &Service{cfg: cfg, db: db, store: store, pay: cfg.Alipay, log: log, events: redis.NewOrderEvents(store)}
+	s := &Service{cfg: cfg, db: db, store: store, pay: cfg.Alipay, log: log, events: redis.NewOrderEvents(store), m: newMetrics(cfg.Metrics)}
 	s.base, s.stop = context.WithCancel(context.Background())
 	return s
 }
@@ -237,6 +242,7 @@ func (s *Service) PayPoints(ctx context.Context, user int64, id string) (*flashg
 	if err != nil {
 		return nil, err
 	}
+	s.m.paid.WithLabelValues(mysql.ChannelPoints).Inc()
 	s.changed(ctx, flashgate.OrderPaid, *o)
 	return o, nil
 }
@@ -297,6 +303,7 @@ func (s *Service) Refund(ctx context.Context, user int64, id string) (*flashgate
 	default:
 		return nil, flashgate.Errorf(flashgate.Conflict, "order %s was paid through %s, which cannot refund", id, p.Channel)
 	}
+	s.m.refunds.WithLabelValues(p.Channel).Inc()
 	s.changed(ctx, flashgate.OrderRefunded, *o)
 	return o, nil
 }

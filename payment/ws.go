@@ -26,19 +26,18 @@ type statusMessage struct {
 
 // watch is GET /api/v1/orders/{order_id}/ws?token=JWT. The token and the
 // ownership are checked before the upgrade, so a bad token answers 401 and
-// someone else's (or an unknown) order 404, as plain HTTP.
-func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) {
+// someone else's (or an unknown) order 404, as plain HTTP. It returns the
+// code of the answer: ok once upgraded.
+func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) flashgate.Code {
 	user, err := s.signer.Verify(ctx.QueryArgs().Peek("token"), ctx.Time())
 	if err != nil {
-		gateway.WriteError(ctx, flashgate.Errorf(flashgate.Unauthorized, "missing or bad token in the token query parameter"))
-		return
+		return gateway.WriteError(ctx, flashgate.Errorf(flashgate.Unauthorized, "missing or bad token in the token query parameter"))
 	}
 	c, cancel := s.requestCtx()
 	o, err := s.gw.Order(c, user, id)
 	cancel()
 	if err != nil {
-		s.writeError(ctx, err)
-		return
+		return s.writeError(ctx, err)
 	}
 	err = s.ws.Upgrade(ctx, func(conn *websocket.Conn) {
 		if !s.track() {
@@ -50,8 +49,11 @@ func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) {
 		s.push(conn, user, o)
 	})
 	if err != nil {
+		// Not a WebSocket handshake: the upgrader answered invalid.
 		s.log.Debug("websocket upgrade", "err", err)
+		return flashgate.Invalid
 	}
+	return flashgate.OK
 }
 
 // push sends the order's status at once and after every change until the

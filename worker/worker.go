@@ -70,12 +70,18 @@ type Worker struct {
 	producer *kafka.Producer
 	log      *slog.Logger
 	m        *metrics
-	hooks    []func(context.Context) error
+	jobs     []job
 	ops      *sale.Ops
 	bans     *edge.BanStore
 	drift    driftWatch
 	// lastPrune is when PruneBans last ran; only periodic touches it.
 	lastPrune time.Time
+}
+
+// job is a periodic job, named in logs and in flashgate_worker_errors_total.
+type job struct {
+	name string
+	fn   func(context.Context) error
 }
 
 type metrics struct {
@@ -90,7 +96,16 @@ type metrics struct {
 	// no label per item, so the series stay few however many sales run.
 	driftUnits prometheus.Gauge
 	driftItems prometheus.Gauge
+	lag        prometheus.Gauge
 }
+
+// Label values known up front, so that every series exists at 0 from the
+// start: an alert on increase() or rate() sees the first event too, and a
+// dashboard shows 0 rather than "no data".
+var (
+	writeResults = []string{"inserted", "replayed", "conflict", "guarded", "malformed"}
+	builtinJobs  = []string{"fetch", "write", "commit", "settle", "lag", "relay", "reconcile", "restock", "adjust", "drift", "archive", "bans"}
+)
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -98,14 +113,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "flashgate_worker_reservations_total", Help: "Reservations consumed, by what became of them.",
 		}, []string{"result"}),
 		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "flashgate_worker_batch_seconds", Help: "Time to write one batch to MySQL.",
+			Name: "flashgate_worker_batch_seconds", Help: "Time to write one batch of reservations to MySQL (one transaction).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
-		relayed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_relay_produced_total", Help: "Outbox entries produced again by the relay."}),
-		restocked: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_restocked_total", Help: "Units of closed orders returned to Redis."}),
-		settled:   prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_transfers_settled_total", Help: "Interrupted stock transfers finished by the reconciler."}),
+		relayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flashgate_worker_relay_produced_total", Help: "Outbox entries produced again by the relay.",
+		}),
+		restocked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flashgate_worker_restocked_total", Help: "Units of closed orders returned to Redis.",
+		}),
+		settled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flashgate_worker_transfers_settled_total", Help: "Interrupted stock transfers finished by the reconciler.",
+		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flashgate_worker_errors_total", Help: "Errors of background jobs, by job.",
+			Name: "flashgate_worker_errors_total", Help: "Errors of the consumers and background jobs, by job.",
 		}, []string{"job"}),
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_activities_archived_total", Help: "Ended activities whose Redis keys were removed."}),
 		driftUnits: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -114,9 +135,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		driftItems: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flashgate_stock_drift_items", Help: "Live items whose stock drift is not 0, as last measured.",
 		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flashgate_worker_kafka_lag",
+			Help: "Reservations in Kafka not yet committed by the consumer group, all partitions, as this worker last measured it (every worker measures the whole group: take the max, not the sum).",
+		}),
+	}
+	for _, r := range writeResults {
+		m.written.WithLabelValues(r)
+	}
+	for _, j := range builtinJobs {
+		m.errors.WithLabelValues(j)
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.errors, m.archived, m.driftUnits, m.driftItems)
+		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.errors, m.lag,
+			m.archived, m.driftUnits, m.driftItems)
 	}
 	return m
 }
@@ -153,13 +185,21 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	if cfg.DriftAfter <= 0 {
 		cfg.DriftAfter = 10 * time.Second
 	}
-	return &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
+	w := &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
 		ops: sale.New(db, store, log), bans: edge.NewBanStore(store.Client(), store.Prefix())}
+	w.jobs = []job{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock},
+		{"adjust", w.ops.FinishAdjustments}, {"drift", w.Drift}, {"archive", w.Archive}, {"bans", w.PruneBans},
+		{"lag", w.measureLag}}
+	return w
 }
 
-// AddJob adds a periodic job run every tick alongside the built-in ones (the
-// order expiry of the payment package uses it).
-func (w *Worker) AddJob(fn func(context.Context) error) { w.hooks = append(w.hooks, fn) }
+// AddJob adds a periodic job run every tick after the built-in ones (the
+// order expiry of the payment package uses it). name labels its errors in
+// logs and in flashgate_worker_errors_total{job}; call it before Run.
+func (w *Worker) AddJob(name string, fn func(context.Context) error) {
+	w.jobs = append(w.jobs, job{name, fn})
+	w.m.errors.WithLabelValues(name)
+}
 
 // Run consumes and runs the periodic jobs until ctx is done; consumers finish
 // the batch in hand and commit it before returning.
@@ -289,18 +329,7 @@ func (w *Worker) periodic(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		jobs := []struct {
-			name string
-			fn   func(context.Context) error
-		}{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock},
-			{"adjust", w.ops.FinishAdjustments}, {"drift", w.Drift}, {"archive", w.Archive}, {"bans", w.PruneBans}}
-		for i, h := range w.hooks {
-			jobs = append(jobs, struct {
-				name string
-				fn   func(context.Context) error
-			}{"job" + strconv.Itoa(i), h})
-		}
-		for _, j := range jobs {
+		for _, j := range w.jobs {
 			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := j.fn(jctx)
 			cancel()
@@ -310,6 +339,17 @@ func (w *Worker) periodic(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// measureLag sets flashgate_worker_kafka_lag from the group's committed
+// offsets and the partitions' ends.
+func (w *Worker) measureLag(ctx context.Context) error {
+	lag, err := kafka.GroupLag(ctx, w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
+	if err != nil {
+		return err
+	}
+	w.m.lag.Set(float64(lag))
+	return nil
 }
 
 // Relay produces again the outbox entries older than RelayAfter: the

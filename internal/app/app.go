@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,6 +144,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { a.DB.Close() })
+	// Connection pool waits and use: the MySQL side of the latency panels.
+	reg.MustRegister(collectors.NewDBStatsCollector(a.DB.DB.DB, "flashgate"))
 	if a.Store, err = redis.Open(ctx, redis.Options{
 		Addrs: cfg.RedisAddrs, Prefix: cfg.RedisPrefix, Logger: log,
 		Username: cfg.RedisUsername, Password: cfg.RedisPassword, TLS: cfg.RedisTLS,
@@ -167,7 +170,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		// get no signer rather than one keyed with nothing.
 		a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
 	}
-	if err := a.newPayments(cfg, log); err != nil {
+	if err := a.newPayments(cfg, log, reg); err != nil {
 		return nil, err
 	}
 
@@ -175,14 +178,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		a.Producer = kafka.NewProducer(kafka.ProducerOptions{Brokers: a.Brokers, Topic: cfg.KafkaTopic, Logger: log, Security: ksec})
 		a.closers = append(a.closers, func() { a.Producer.Close() })
 		p := a.Producer
-		for name, fn := range map[string]func() float64{
-			"flashgate_kafka_produced_total": func() float64 { n, _, _ := p.Stats(); return float64(n) },
-			"flashgate_kafka_failed_total":   func() float64 { _, n, _ := p.Stats(); return float64(n) },
-			"flashgate_kafka_dropped_total":  func() float64 { _, _, n := p.Stats(); return float64(n) },
+		for _, c := range []struct {
+			name, help string
+			fn         func() float64
+		}{
+			{"flashgate_kafka_produced_total", "Reservations the producer wrote to Kafka.",
+				func() float64 { n, _, _ := p.Stats(); return float64(n) }},
+			{"flashgate_kafka_failed_total", "Reservations the producer failed to write to Kafka (their outbox entries stay; the relay produces them later).",
+				func() float64 { _, n, _ := p.Stats(); return float64(n) }},
+			{"flashgate_kafka_dropped_total", "Reservations the producer dropped because its queue was full (the relay produces them later).",
+				func() float64 { _, _, n := p.Stats(); return float64(n) }},
 		} {
-			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: name, Help: "Reservations the producer wrote, failed to write, or dropped (queue full; the relay produces them later).",
-			}, fn))
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.fn))
 		}
 	}
 
@@ -197,7 +204,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			ArchiveAfter: cfg.ArchiveAfter,
 			Written:      a.Payment.OrdersWritten,
 		}, a.DB, a.Store, a.Producer, log, reg)
-		a.Worker.AddJob(a.Payment.Expire)
+		a.Worker.AddJob("expire", a.Payment.Expire)
 	}
 	if a.serves(config.RoleGateway) {
 		brokers := a.Brokers
@@ -220,6 +227,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		if cfg.AccessLog {
 			a.Admin.AccessLog = log
 		}
+		reg.MustRegister(admin.NewStockCollector(a.Store, log))
 		a.Payment.MountAdmin(a.Admin)
 	}
 
@@ -227,8 +235,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	if a.Paysim != nil {
 		a.goRun("paysim", func() error { return a.Paysim.Run(runCtx, paysimLn) })
 	}
+	workerDone := make(chan struct{})
 	if a.Worker != nil {
-		a.goRun("worker", func() error { return a.Worker.Run(runCtx) })
+		a.goRun("worker", func() error {
+			defer close(workerDone)
+			return a.Worker.Run(runCtx)
+		})
 	}
 	if a.Gateway != nil {
 		a.goRun("gateway", func() error { return a.Gateway.Serve(runCtx, httpLn) })
@@ -237,7 +249,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		a.goRun("admin", func() error { return a.Admin.Serve(runCtx, adminLn) })
 	}
 	if workerLn != nil {
-		a.goRun("worker listener", func() error { return serveMetrics(runCtx, workerLn, reg) })
+		brokers := a.Brokers
+		ready := func(ctx context.Context) error {
+			if err := a.Store.Ping(ctx); err != nil {
+				return fmt.Errorf("redis unreachable: %w", err)
+			}
+			if err := a.DB.PingContext(ctx); err != nil {
+				return fmt.Errorf("mysql unreachable: %w", err)
+			}
+			return kafka.Ping(ctx, ksec, brokers)
+		}
+		a.goRun("worker listener", func() error { return serveWorker(runCtx, workerDone, workerLn, reg, ready) })
 	}
 	return a, nil
 }
@@ -279,17 +301,41 @@ func (a *App) closeAll() {
 	a.closers = nil
 }
 
-// serveMetrics answers /healthz and /metrics on ln until ctx is done.
-func serveMetrics(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
+// serveWorker answers a worker's /healthz, /readyz and /metrics on ln. Once
+// ctx is done /readyz fails, but the listener serves on until the worker has
+// drained (done is closed), so that its last metrics can still be scraped
+// and a liveness probe does not kill it mid-batch.
+func serveWorker(ctx context.Context, done <-chan struct{}, ln net.Listener, reg *prometheus.Registry, ready func(context.Context) error) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	answer := func(w http.ResponseWriter, status int, body string) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"code":"ok"}`))
+		w.WriteHeader(status)
+		w.Write([]byte(body))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		answer(w, 200, `{"code":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if ctx.Err() != nil {
+			answer(w, 503, `{"code":"unavailable","message":"shutting down"}`)
+			return
+		}
+		rctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := ready(rctx); err != nil {
+			// The error names the dependency; it carries no secret (the
+			// addresses are not secret, the DSN is not in it).
+			b, _ := json.Marshal(map[string]string{"code": "unavailable", "message": err.Error()})
+			answer(w, 503, string(b))
+			return
+		}
+		answer(w, 200, `{"code":"ok"}`)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
+		<-done
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flashgate/flashgate/internal/alipay"
 	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/paysim"
@@ -18,7 +20,7 @@ const DevAlipayAppID = "9021000000000001"
 // newPayments builds the payment service and its Alipay client: the
 // configured account, dev's sandbox (whose listener is bound already), or
 // none (the alipay channel answers 503).
-func (a *App) newPayments(cfg *config.Config, log *slog.Logger) error {
+func (a *App) newPayments(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) error {
 	pay, err := a.alipayClient(cfg, log)
 	if err != nil {
 		return err
@@ -28,7 +30,7 @@ func (a *App) newPayments(cfg *config.Config, log *slog.Logger) error {
 		// The default follows the bound address (a :0 port in tests).
 		publicURL = "http://" + a.HTTPAddr
 	}
-	a.Payment = payment.New(payment.Config{OrderTTL: cfg.OrderTTL, PublicURL: publicURL, Alipay: pay}, a.DB, a.Store, log)
+	a.Payment = payment.New(payment.Config{OrderTTL: cfg.OrderTTL, PublicURL: publicURL, Alipay: pay, Metrics: reg}, a.DB, a.Store, log)
 	return nil
 }
 
