@@ -126,8 +126,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "flashgate_worker_transfers_settled_total", Help: "Interrupted stock transfers finished by the reconciler.",
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flashgate_worker_errors_total", Help: "Errors of the consumers and background jobs, by job.",
-		}, []string{"job"}),
+			Name: "flashgate_worker_errors_total", Help: "Errors of the consumers and periodic jobs, by task (not job, the label Prometheus gives the scrape job).",
+		}, []string{"task"}),
 		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_activities_archived_total", Help: "Ended activities whose Redis keys were removed."}),
 		driftUnits: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flashgate_stock_drift_units", Help: "Sum over live items of |stock - remaining - reserved - live orders|, as last measured (0 when consistent).",
@@ -195,7 +195,7 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 
 // AddJob adds a periodic job run every tick after the built-in ones (the
 // order expiry of the payment package uses it). name labels its errors in
-// logs and in flashgate_worker_errors_total{job}; call it before Run.
+// logs and in flashgate_worker_errors_total{task}; call it before Run.
 func (w *Worker) AddJob(name string, fn func(context.Context) error) {
 	w.jobs = append(w.jobs, job{name, fn})
 	w.m.errors.WithLabelValues(name)
