@@ -6,7 +6,7 @@ FUZZTIME ?= 8s
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run services test vet unit fuzz bench wrk clean screenshots
+.PHONY: all build run services test vet unit fuzz bench wrk clean screenshots deploy-check
 
 all: build
 
@@ -23,7 +23,7 @@ run: services build
 
 ## test: gofmt check, go vet, every unit and integration test under the race
 ## detector, then short fuzz runs of the parsers that face the network.
-test: services vet fuzz unit
+test: services vet fuzz unit deploy-check
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -32,6 +32,11 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## deploy-check: the deploy files and the monitoring rules, validated by the
+## tools they are written for (scripts/deploy-check.sh).
+deploy-check:
+	@bash scripts/deploy-check.sh
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/auth
