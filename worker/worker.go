@@ -188,8 +188,7 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	w := &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
 		ops: sale.New(db, store, log), bans: edge.NewBanStore(store.Client(), store.Prefix())}
 	w.jobs = []job{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock},
-		{"adjust", w.ops.FinishAdjustments}, {"drift", w.Drift}, {"archive", w.Archive}, {"bans", w.PruneBans},
-		{"lag", w.measureLag}}
+		{"adjust", w.ops.FinishAdjustments}, {"drift", w.Drift}, {"archive", w.Archive}, {"bans", w.PruneBans}}
 	return w
 }
 
@@ -212,7 +211,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.consume(ctx)
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		w.periodic(ctx)
@@ -220,6 +219,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		w.ops.RunScheduler(ctx) // workers take part in scheduled publishing
+	}()
+	go func() {
+		defer wg.Done()
+		w.measureLag(ctx)
 	}()
 	wg.Wait()
 	return nil
@@ -341,15 +344,30 @@ func (w *Worker) periodic(ctx context.Context) {
 	}
 }
 
-// measureLag sets flashgate_worker_kafka_lag from the group's committed
-// offsets and the partitions' ends.
-func (w *Worker) measureLag(ctx context.Context) error {
-	lag, err := kafka.GroupLag(ctx, w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
-	if err != nil {
-		return err
+// measureLag sets flashgate_worker_kafka_lag every tick from the group's
+// committed offsets and the partitions' ends. It has a loop of its own: a
+// Kafka outage makes it wait for timeouts, which must not hold up the
+// periodic jobs (the expiry and the restock need no Kafka).
+func (w *Worker) measureLag(ctx context.Context) {
+	t := time.NewTicker(w.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		lag, err := kafka.GroupLag(lctx, w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
+		cancel()
+		switch {
+		case err == nil:
+			w.m.lag.Set(float64(lag))
+		case ctx.Err() == nil:
+			w.m.errors.WithLabelValues("lag").Inc()
+			w.log.Warn("measure kafka lag", "err", err)
+		}
 	}
-	w.m.lag.Set(float64(lag))
-	return nil
 }
 
 // Relay produces again the outbox entries older than RelayAfter: the
