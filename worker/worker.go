@@ -349,6 +349,8 @@ func (w *Worker) periodic(ctx context.Context) {
 // Kafka outage makes it wait for timeouts, which must not hold up the
 // periodic jobs (the expiry and the restock need no Kafka).
 func (w *Worker) measureLag(ctx context.Context) {
+	m := kafka.NewLagMeter(w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
+	defer m.Close()
 	t := time.NewTicker(w.cfg.Tick)
 	defer t.Stop()
 	for {
@@ -358,7 +360,7 @@ func (w *Worker) measureLag(ctx context.Context) {
 		case <-t.C:
 		}
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		lag, err := kafka.GroupLag(lctx, w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
+		lag, err := m.Lag(lctx)
 		cancel()
 		switch {
 		case err == nil:

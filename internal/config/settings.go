@@ -146,7 +146,7 @@ const maxDuration = float64(100 * 365 * 24 * time.Hour)
 var settings = []Setting{
 	{Env: "FLASHGATE_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "public listener (host:port)", Roles: front},
 	{Env: "FLASHGATE_ADMIN_ADDR", Default: "127.0.0.1:8081", Help: "admin listener (host:port)", Roles: "dev admin"},
-	{Env: "FLASHGATE_WORKER_ADDR", Help: "worker listener serving /healthz and /metrics (host:port; empty: none)", Roles: "worker"},
+	{Env: "FLASHGATE_WORKER_ADDR", Help: "worker listener serving /healthz, /readyz and /metrics (host:port; empty: none)", Roles: "worker"},
 	{Env: "FLASHGATE_PUBLIC_URL", Help: "base of the payment notify and return URLs (default http:// + the public listener)", Roles: "dev gateway worker"},
 
 	{Env: "FLASHGATE_REDIS_ADDR", Default: "127.0.0.1:6379", Help: "Redis addresses, comma-separated; more than one means Redis Cluster", Roles: services},

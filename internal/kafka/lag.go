@@ -9,14 +9,38 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 )
 
-// GroupLag returns how many messages of topic group has not committed yet,
-// summed over the topic's partitions: for each partition, its end offset
-// minus the group's committed offset (or minus its first offset when the
-// group never committed there). It is what a Kafka exporter reports as the
-// consumer group lag, measured from inside so that a fleet without one still
-// sees its workers fall behind.
+// LagMeter measures the lag of a consumer group on a topic: how many
+// messages it has not committed yet, summed over the topic's partitions. It
+// is what a Kafka exporter reports as the consumer group lag, measured from
+// inside so that a fleet without one still sees its workers fall behind. It
+// keeps its connections between measurements; Close releases them.
+type LagMeter struct {
+	c            *kafkago.Client
+	t            *kafkago.Transport
+	topic, group string
+}
+
+// NewLagMeter returns a meter of group's lag on topic.
+func NewLagMeter(sec Security, brokers []string, topic, group string) *LagMeter {
+	t := sec.transport()
+	return &LagMeter{c: &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 5 * time.Second, Transport: t}, t: t, topic: topic, group: group}
+}
+
+// Close closes the meter's idle connections.
+func (l *LagMeter) Close() { l.t.CloseIdleConnections() }
+
+// GroupLag measures a group's lag once (see LagMeter).
 func GroupLag(ctx context.Context, sec Security, brokers []string, topic, group string) (int64, error) {
-	c := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: 5 * time.Second, Transport: sec.transport()}
+	l := NewLagMeter(sec, brokers, topic, group)
+	defer l.Close()
+	return l.Lag(ctx)
+}
+
+// Lag returns the lag now: for each partition, its end offset minus the
+// group's committed offset (or minus its first offset when the group never
+// committed there).
+func (l *LagMeter) Lag(ctx context.Context) (int64, error) {
+	c, topic, group := l.c, l.topic, l.group
 	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, fmt.Errorf("kafka lag: metadata: %w", err)

@@ -33,9 +33,12 @@ func TestGroupLag(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// One meter for every measurement, as a worker keeps it.
+	m := kafka.NewLagMeter(kafka.Security{}, b.Addrs(), "lag", "g")
+	defer m.Close()
 	lag := func() int64 {
 		t.Helper()
-		l, err := kafka.GroupLag(ctx, kafka.Security{}, b.Addrs(), "lag", "g")
+		l, err := m.Lag(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
