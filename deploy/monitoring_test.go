@@ -304,3 +304,67 @@ func hasValue(f *dto.MetricFamily, label, value string) bool {
 	}
 	return false
 }
+
+// TestDashboardLayout checks what Grafana would silently get wrong: panel
+// ids are unique, every panel sits inside the 24-column grid without
+// overlapping another, and every query has a unique refId and a datasource.
+func TestDashboardLayout(t *testing.T) {
+	b, err := os.ReadFile("monitoring/grafana-sale.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			ID         int                      `json:"id"`
+			Type       string                   `json:"type"`
+			Title      string                   `json:"title"`
+			Datasource any                      `json:"datasource"`
+			GridPos    struct{ X, Y, W, H int } `json:"gridPos"`
+			Targets    []struct {
+				RefID string `json:"refId"`
+				Expr  string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.UID == "" {
+		t.Error("the dashboard has no uid: every import would make a copy")
+	}
+	ids := map[int]bool{}
+	type cell struct{ x, y int }
+	taken := map[cell]string{}
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v outside the 24-column grid", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := taken[cell{x, y}]; ok {
+					t.Fatalf("panel %q overlaps %q at %d,%d", p.Title, other, x, y)
+				}
+				taken[cell{x, y}] = p.Title
+			}
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || len(p.Targets) == 0 {
+			t.Errorf("panel %q: no datasource or no query", p.Title)
+		}
+		refs := map[string]bool{}
+		for _, tg := range p.Targets {
+			if tg.RefID == "" || refs[tg.RefID] || strings.TrimSpace(tg.Expr) == "" {
+				t.Errorf("panel %q: target %q empty or refId repeated", p.Title, tg.RefID)
+			}
+			refs[tg.RefID] = true
+		}
+	}
+}
