@@ -208,7 +208,7 @@ func TestDriftIsMeasured(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if !strings.Contains(string(b), "\nflashgate_stock_drift_units 2\n") || !strings.Contains(string(b), "\nflashgate_stock_drift_items 1\n") {
+		if !strings.Contains(string(b), "\nflashgate_worker_stock_drift_units 2\n") || !strings.Contains(string(b), "\nflashgate_worker_stock_drift_items 1\n") {
 			return fmt.Errorf("drift gauges not at 2 units, 1 item yet")
 		}
 		return nil

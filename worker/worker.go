@@ -128,12 +128,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashgate_worker_errors_total", Help: "Errors of the consumers and periodic jobs, by task (not job, the label Prometheus gives the scrape job).",
 		}, []string{"task"}),
-		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_activities_archived_total", Help: "Ended activities whose Redis keys were removed."}),
+		archived: prometheus.NewCounter(prometheus.CounterOpts{Name: "flashgate_worker_activities_archived_total", Help: "Ended activities whose Redis keys were removed."}),
 		driftUnits: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "flashgate_stock_drift_units", Help: "Sum over live items of |stock - remaining - reserved - live orders|, as last measured (0 when consistent).",
+			Name: "flashgate_worker_stock_drift_units", Help: "Sum over live items of |stock - remaining - reserved - live orders|, as last measured (0 when consistent).",
 		}),
 		driftItems: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "flashgate_stock_drift_items", Help: "Live items whose stock drift is not 0, as last measured.",
+			Name: "flashgate_worker_stock_drift_items", Help: "Live items whose stock drift is not 0, as last measured.",
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flashgate_worker_kafka_lag",
