@@ -26,7 +26,7 @@ var composeSecrets = []string{
 var roleSecrets = map[string][]string{
 	"FLASHGATE_AUTH_SECRET":    {"gateway"},
 	"FLASHGATE_ADMIN_TOKEN":    {"admin"},
-	"FLASHGATE_MYSQL_DSN":      {"gateway", "worker", "admin", "migrate"},
+	"FLASHGATE_MYSQL_PASSWORD": {"gateway", "worker", "admin", "migrate"},
 	"FLASHGATE_REDIS_PASSWORD": {"gateway", "worker", "admin"},
 }
 
@@ -93,6 +93,12 @@ func env(s types.ServiceConfig, k string) string {
 }
 
 func checkCompose(t *testing.T, p *types.Project, profiles []string) {
+	// No service carries a password inside a DSN: FLASHGATE_MYSQL_PASSWORD does.
+	for name, s := range p.Services {
+		if dsn := env(s, "FLASHGATE_MYSQL_DSN"); strings.Contains(strings.SplitN(dsn, "@", 2)[0], ":") {
+			t.Errorf("%s: FLASHGATE_MYSQL_DSN holds a password; use FLASHGATE_MYSQL_PASSWORD", name)
+		}
+	}
 	roles := map[string]string{"migrate": "", "gateway": "FLASHGATE_HTTP_ADDR", "worker": "FLASHGATE_WORKER_ADDR", "admin": "FLASHGATE_ADMIN_ADDR"}
 	for role, listener := range roles {
 		s, ok := p.Services[role]

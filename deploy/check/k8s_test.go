@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ const wantImage = "flashgate:local"
 // reads another's secret fails the check (the gateway is public-facing and
 // must never hold the admin token).
 var secretRoles = map[string][]string{
-	"flashgate-db":          {"gateway", "worker", "admin", "migrate"},
+	"flashgate-db":          {"gateway", "worker", "admin", "migrate"}, // FLASHGATE_MYSQL_PASSWORD
 	"flashgate-redis":       {"gateway", "worker", "admin"},
 	"flashgate-auth":        {"gateway"},
 	"flashgate-admin-token": {"admin"},
@@ -101,18 +102,32 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("deploy/k8s builds a Job: it belongs to deploy/k8s/migrate only")
 		}
 	}
-	if len(migrate) != 1 {
-		t.Fatalf("deploy/k8s/migrate builds %d objects, want the Job alone", len(migrate))
-	}
-	if _, ok := migrate[0].(*batchv1.Job); !ok {
-		t.Fatalf("deploy/k8s/migrate builds a %T, want a Job", migrate[0])
-	}
-
+	// The migrate kustomization builds the Job and the ConfigMap it reads
+	// (the same as the roles'), nothing else.
 	configMaps := map[string]*corev1.ConfigMap{}
 	for _, o := range roles {
 		if cm, ok := o.(*corev1.ConfigMap); ok {
 			configMaps[cm.Name] = cm
 		}
+	}
+	if dsn := configMaps["flashgate-config"].Data["FLASHGATE_MYSQL_DSN"]; dsn == "" || strings.Contains(strings.SplitN(dsn, "@", 2)[0], ":") {
+		t.Errorf("ConfigMap FLASHGATE_MYSQL_DSN %q: want one without a password (Secret flashgate-db holds it)", dsn)
+	}
+	jobs := 0
+	for _, o := range migrate {
+		switch o := o.(type) {
+		case *batchv1.Job:
+			jobs++
+		case *corev1.ConfigMap:
+			if c := configMaps[o.Name]; c == nil || !maps.Equal(c.Data, o.Data) {
+				t.Errorf("deploy/k8s/migrate builds ConfigMap %s unlike the roles' one", o.Name)
+			}
+		default:
+			t.Errorf("deploy/k8s/migrate builds a %T: only the Job and its ConfigMap belong there", o)
+		}
+	}
+	if jobs != 1 {
+		t.Fatalf("deploy/k8s/migrate builds %d Jobs, want 1", jobs)
 	}
 	seen := map[string]bool{}
 	pods := map[string]*corev1.PodTemplateSpec{}
