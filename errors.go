@@ -29,7 +29,8 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	// OrderID is set on Duplicate: the order the user already holds.
+	// OrderID is set on Duplicate: the order the user already holds; and on
+	// the Unavailable of a buy whose unit was taken: the order it will become.
 	OrderID string
 	// Status overrides the code's default HTTP status where the contract
 	// allows two (400 or 422 for invalid).

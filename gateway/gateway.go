@@ -68,6 +68,12 @@ type Config struct {
 	// a dependency outage is logged, as a count, after its first line;
 	// default 10s.
 	WarnEvery time.Duration
+
+	// AckKafka makes a buy answer 202 only once Kafka acknowledged its
+	// reservation (FLASHGATE_ACK=kafka, contract §14); without an
+	// acknowledgement within IOTimeout it answers 503 with the order id,
+	// and the reservation stays in the outbox for the relay.
+	AckKafka bool
 }
 
 // Gateway is the public HTTP server.
@@ -448,7 +454,19 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	case redis.ShardEmpty:
 		return reject(ctx, flashgate.SoldOut)
 	}
-	g.producer.Enqueue(kafka.Message{Key: strconv.AppendInt(nil, user, 10), Value: res.Wire})
+	msg := kafka.Message{Key: strconv.AppendInt(nil, user, 10), Value: res.Wire}
+	if g.cfg.AckKafka {
+		// The unit is taken and the reservation is in the outbox: without
+		// an acknowledgement it still becomes an order (the relay produces
+		// it), so the 503 names it and a retry answers duplicate.
+		if err := g.producer.Produce(g.ioContext(), msg); err != nil {
+			g.log.Warn("kafka acknowledgement", "item", it.ID, "order", r.OrderID, "err", err)
+			return writeError(ctx, &flashgate.Error{Code: flashgate.Unavailable,
+				Message: "kafka did not acknowledge the reservation in time; it is kept, retry to see it", OrderID: r.OrderID})
+		}
+	} else {
+		g.producer.Enqueue(msg)
+	}
 	b := append(idb[len(idb):], `{"code":"ok","order_id":"`...)
 	b = append(b, r.OrderID...)
 	b = append(b, `","status":"pending"}`...)

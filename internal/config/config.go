@@ -76,7 +76,17 @@ type Config struct {
 	RelayAfter      time.Duration
 	ArchiveAfter    time.Duration
 	WorkerAddr      string
+
+	// Ack is when a buy answers 202 (contract §14): AckRedis once the
+	// reserve script ran, AckKafka once Kafka acknowledged the reservation.
+	Ack string
 }
+
+// Values of FLASHGATE_ACK.
+const (
+	AckRedis = "redis"
+	AckKafka = "kafka"
+)
 
 // FlagSet returns a flag set for role with a flag per setting the role uses,
 // whose values start from getenv or the default; vals holds the raw values by
@@ -352,6 +362,9 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.WorkerConsumers = r.int("FLASHGATE_WORKER_CONSUMERS")
 	c.RelayAfter = r.duration("FLASHGATE_RELAY_AFTER")
 	c.ArchiveAfter = r.duration("FLASHGATE_ARCHIVE_AFTER")
+	if c.Ack = r.str("FLASHGATE_ACK"); c.Ack != AckRedis && c.Ack != AckKafka {
+		r.bad("FLASHGATE_ACK", "%q is not redis or kafka", c.Ack)
+	}
 	return c, errors.Join(r.errs...)
 }
 

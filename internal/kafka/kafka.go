@@ -153,7 +153,7 @@ func (b *Broker) Close() { b.c.Close() }
 type Producer struct {
 	w       *kafkago.Writer
 	log     *slog.Logger
-	queue   chan Message
+	queue   chan queued
 	batch   int
 	linger  time.Duration
 	wg      sync.WaitGroup
@@ -161,6 +161,14 @@ type Producer struct {
 	once    sync.Once
 
 	produced, failed, dropped atomic.Uint64
+	writes                    atomic.Uint64
+}
+
+// queued is a message waiting for its batch. done, when set, receives the
+// outcome of the write that carried it (nil once Kafka acknowledged it).
+type queued struct {
+	m    Message
+	done chan error
 }
 
 // ProducerOptions configure NewProducer.
@@ -202,15 +210,19 @@ func NewProducer(o ProducerOptions) *Producer {
 			// kafka-go preallocates BatchSize messages for every batch of
 			// every partition: keep it modest, our own queue does the
 			// batching across partitions.
-			BatchSize:    512,
-			BatchBytes:   16 << 20,
-			BatchTimeout: o.Linger,
+			BatchSize:  512,
+			BatchBytes: 16 << 20,
+			// A synchronous write waits this long for its per-partition
+			// batches to fill before sending them. Our own queue has
+			// already gathered the batch (the linger above), so waiting
+			// again would only add latency to every acknowledged buy.
+			BatchTimeout: 50 * time.Microsecond,
 			RequiredAcks: kafkago.RequireAll,
 			MaxAttempts:  5,
 			WriteTimeout: 5 * time.Second,
 		},
 		log:     o.Logger,
-		queue:   make(chan Message, o.Queue),
+		queue:   make(chan queued, o.Queue),
 		batch:   o.Batch,
 		linger:  o.Linger,
 		closing: make(chan struct{}),
@@ -232,7 +244,7 @@ func (p *Producer) Enqueue(m Message) bool {
 	default:
 	}
 	select {
-	case p.queue <- m:
+	case p.queue <- queued{m: m}:
 		return true
 	default:
 		p.dropped.Add(1)
@@ -240,8 +252,41 @@ func (p *Producer) Enqueue(m Message) bool {
 	}
 }
 
+// ErrNotAcked is returned by Produce when the message was not acknowledged:
+// the queue was full, the producer is closing, or ctx ended first (the
+// message may still be written later).
+var ErrNotAcked = errors.New("kafka did not acknowledge the message in time")
+
+// Produce queues m like Enqueue, then waits until the batch that carries it
+// is acknowledged by every in-sync replica (acks=all). Concurrent callers
+// share batches, like a database's group commit: each pays at most the
+// linger plus one produce round trip, and Kafka sees one request per batch.
+// It never blocks on a full queue: that is ErrNotAcked at once.
+func (p *Producer) Produce(ctx context.Context, m Message) error {
+	done := make(chan error, 1)
+	select {
+	case <-p.closing:
+		p.dropped.Add(1)
+		return ErrNotAcked
+	default:
+	}
+	select {
+	case p.queue <- queued{m: m, done: done}:
+	default:
+		p.dropped.Add(1)
+		return ErrNotAcked
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotAcked, ctx.Err())
+	}
+}
+
 // Write produces msgs synchronously (the relay uses it).
 func (p *Producer) Write(ctx context.Context, msgs ...Message) error {
+	p.writes.Add(1)
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
 		p.failed.Add(uint64(len(msgs)))
 		return fmt.Errorf("produce: %w", err)
@@ -250,6 +295,9 @@ func (p *Producer) Write(ctx context.Context, msgs ...Message) error {
 	return nil
 }
 
+// Writes returns how many synchronous writes (produce batches) were made.
+func (p *Producer) Writes() uint64 { return p.writes.Load() }
+
 // Stats returns counters: messages produced, failed and dropped.
 func (p *Producer) Stats() (produced, failed, dropped uint64) {
 	return p.produced.Load(), p.failed.Load(), p.dropped.Load()
@@ -257,9 +305,9 @@ func (p *Producer) Stats() (produced, failed, dropped uint64) {
 
 func (p *Producer) loop() {
 	defer p.wg.Done()
-	buf := make([]Message, 0, p.batch)
+	buf := make([]queued, 0, p.batch)
 	for {
-		var m Message
+		var m queued
 		select {
 		case m = <-p.queue:
 		case <-p.closing:
@@ -295,15 +343,26 @@ func (p *Producer) loop() {
 	}
 }
 
-func (p *Producer) flush(buf []Message) {
+func (p *Producer) flush(buf []queued) {
 	if len(buf) == 0 {
 		return
 	}
+	msgs := make([]Message, len(buf))
+	for i := range buf {
+		msgs[i] = buf[i].m
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := p.Write(ctx, buf...); err != nil {
+	err := p.Write(ctx, msgs...)
+	if err != nil {
 		// The outbox relay produces these again.
 		p.log.Warn("produce batch failed; the relay will retry", "messages", len(buf), "err", err)
+		err = fmt.Errorf("%w: %w", ErrNotAcked, err)
+	}
+	for i := range buf {
+		if buf[i].done != nil {
+			buf[i].done <- err // buffered: never blocks, even if the waiter left
+		}
 	}
 }
 

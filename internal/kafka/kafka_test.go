@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -50,5 +51,59 @@ func TestProduceConsumeGroup(t *testing.T) {
 		if err := c.Commit(ctx, msgs); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestProduceWaitsForAckInBatches: concurrent Produce calls all return
+// once acknowledged, and share produce requests (group commit).
+func TestProduceWaitsForAckInBatches(t *testing.T) {
+	b, err := kafka.StartBroker("t2", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopic(ctx, b.Addrs(), "t2", 4); err != nil {
+		t.Fatal(err)
+	}
+	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: b.Addrs(), Topic: "t2", Linger: 2 * time.Millisecond})
+	defer p.Close()
+	const n = 400
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			errs <- p.Produce(ctx, kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))})
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	if got, _, _ := p.Stats(); got != n {
+		t.Fatalf("acknowledged %d, produced %d", n, got)
+	}
+	if w := p.Writes(); w >= n/4 {
+		t.Fatalf("%d writes for %d messages: not batched", w, n)
+	}
+}
+
+// TestProduceWithoutBrokerIsNotAcked: with the broker gone, Produce reports
+// ErrNotAcked when its context ends, never success.
+func TestProduceWithoutBrokerIsNotAcked(t *testing.T) {
+	b, err := kafka.StartBroker("t3", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := b.Addrs()
+	b.Close()
+	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: addrs, Topic: "t3"})
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	err = p.Produce(ctx, kafka.Message{Value: []byte("x")})
+	if !errors.Is(err, kafka.ErrNotAcked) {
+		t.Fatalf("produce without broker: %v", err)
 	}
 }
