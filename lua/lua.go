@@ -53,3 +53,19 @@ var Count string
 //
 //go:embed heartbeat.lua
 var Heartbeat string
+
+// Fence is prefixed to every script that changes a shard's stock or buyer
+// marks: it refuses a shard that Redis may have rewound.
+//
+//go:embed fence.lua
+var Fence string
+
+// Probe reports whether a shard is fenced.
+//
+//go:embed probe.lua
+var Probe string
+
+// Unfence marks a repaired shard verified by the running Redis process.
+//
+//go:embed unfence.lua
+var Unfence string

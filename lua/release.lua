@@ -3,9 +3,14 @@
 -- the user's duplicate mark is released, once.
 -- KEYS[1] stock   string: units left in the shard
 -- KEYS[2] buyers  hash: user id -> order id
+-- KEYS[3] ep      hash: the fence (fence.lua is prefixed)
 -- ARGV[1] user id, ARGV[2] order id
 -- Reply: 1 released, 0 nothing to release (already released, or the mark
 -- belongs to another order)
+local refused = fence(KEYS[#KEYS])
+if refused then
+  return refused
+end
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
   return 0
 end

@@ -1,9 +1,11 @@
 -- reserve: take one unit of an item's shard for a user.
+-- Prefixed with fence.lua.
 -- KEYS[1] stock    string: units left in the shard
 -- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
 -- KEYS[3] outbox   hash: order id -> reservation wire form
 -- KEYS[4] pending  zset: order id -> ms when it entered the outbox
 -- KEYS[5] xin      optional, zset: transfer id -> ms when credited
+-- KEYS[#KEYS] ep   hash: the fence (see fence.lua)
 -- ARGV[1] user id, ARGV[2] order id, ARGV[3] reservation wire form, ARGV[4] now (unix ms)
 -- ARGV[5] transfer id, ARGV[6] units: with KEYS[5], a buyer who borrowed
 -- stock from another shard first credits the transfer here (once per id, as
@@ -17,7 +19,15 @@
 --   {1, order_id}  duplicate: the user already holds order_id on this item
 --   {2}            the shard is empty (the caller may borrow from another shard)
 --   {3}            the shard's stock is not loaded
-if #KEYS == 5 and redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[5]) == 1 then
+--   error FENCED   the shard awaits repair (nothing changed)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {3}
+end
+local refused = fence(KEYS[#KEYS])
+if refused then
+  return refused
+end
+if #KEYS == 6 and redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[5]) == 1 then
   redis.call('INCRBY', KEYS[1], ARGV[6])
 end
 local prev = redis.call('HGET', KEYS[2], ARGV[1])

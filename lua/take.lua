@@ -5,9 +5,14 @@
 -- more and answers what the first take took.
 -- KEYS[1] stock   string: units left in the donor shard
 -- KEYS[2] xout    hash: transfer id -> "target:units:ms"
+-- KEYS[3] ep      hash: the fence (fence.lua is prefixed)
 -- ARGV[1] transfer id, ARGV[2] target shard, ARGV[3] units wanted (0: half of
 -- what is left, rounded up), ARGV[4] now (unix ms)
 -- Reply: {taken, left}: units taken (0 when the donor is empty), units left
+local refused = fence(KEYS[#KEYS])
+if refused then
+  return refused
+end
 local logged = redis.call('HGET', KEYS[2], ARGV[1])
 if logged then
   local _, _, k = string.find(logged, '^[^:]*:([^:]*):')

@@ -56,6 +56,11 @@ type Config struct {
 	// (default 5s); DriftAfter is how long a drift lasts before it is
 	// logged, once (default 10s).
 	DriftEvery, DriftAfter time.Duration
+	// RepairGrace is how long a repair of a fenced item waits before it
+	// reads Kafka's end: longer than any producer (gateway or relay) keeps
+	// retrying a message, so that no reservation taken before the fence
+	// reaches Kafka after it; default 30s.
+	RepairGrace time.Duration
 	// Written, when set, is called after each batch of reservations is
 	// written to MySQL (the payment package publishes the new orders' status
 	// with it). It must not block for long.
@@ -90,6 +95,7 @@ type metrics struct {
 	relayed   prometheus.Counter
 	restocked prometheus.Counter
 	settled   prometheus.Counter
+	repaired  prometheus.Counter
 	errors    *prometheus.CounterVec
 	archived  prometheus.Counter
 	// driftUnits and driftItems are the stock drift of live items, summed:
@@ -125,6 +131,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		settled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flashgate_worker_transfers_settled_total", Help: "Interrupted stock transfers finished by the reconciler.",
 		}),
+		repaired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flashgate_worker_repairs_total", Help: "Items rebuilt after Redis came back with an older state (a rewind).",
+		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashgate_worker_errors_total", Help: "Errors of the consumers and periodic jobs, by task (not job, the label Prometheus gives the scrape job).",
 		}, []string{"task"}),
@@ -147,7 +156,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.errors.WithLabelValues(j)
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.errors, m.lag,
+		reg.MustRegister(m.written, m.batches, m.relayed, m.restocked, m.settled, m.repaired, m.errors, m.lag,
 			m.archived, m.driftUnits, m.driftItems)
 	}
 	return m
@@ -175,6 +184,9 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
+	}
+	if cfg.RepairGrace <= 0 {
+		cfg.RepairGrace = 30 * time.Second
 	}
 	if cfg.ArchiveAfter <= 0 {
 		cfg.ArchiveAfter = time.Hour
@@ -223,6 +235,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		w.measureLag(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.repairLoop(ctx)
 	}()
 	wg.Wait()
 	return nil

@@ -202,6 +202,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			Brokers: a.Brokers, KafkaSecurity: ksec, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
 			Batch: cfg.WorkerBatch, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
 			ArchiveAfter: cfg.ArchiveAfter,
+			RepairGrace:  cfg.RepairGrace,
 			Written:      a.Payment.OrdersWritten,
 		}, a.DB, a.Store, a.Producer, log, reg)
 		a.Worker.AddJob("expire", a.Payment.Expire)

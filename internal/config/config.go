@@ -80,6 +80,8 @@ type Config struct {
 	// Ack is when a buy answers 202 (contract §14): AckRedis once the
 	// reserve script ran, AckKafka once Kafka acknowledged the reservation.
 	Ack string
+	// RepairGrace: see worker.Config.
+	RepairGrace time.Duration
 }
 
 // Values of FLASHGATE_ACK.
@@ -362,6 +364,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.WorkerConsumers = r.int("FLASHGATE_WORKER_CONSUMERS")
 	c.RelayAfter = r.duration("FLASHGATE_RELAY_AFTER")
 	c.ArchiveAfter = r.duration("FLASHGATE_ARCHIVE_AFTER")
+	c.RepairGrace = r.duration("FLASHGATE_REPAIR_GRACE")
 	if c.Ack = r.str("FLASHGATE_ACK"); c.Ack != AckRedis && c.Ack != AckKafka {
 		r.bad("FLASHGATE_ACK", "%q is not redis or kafka", c.Ack)
 	}

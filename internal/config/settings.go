@@ -197,6 +197,7 @@ var settings = []Setting{
 	{Env: "FLASHGATE_WORKER_BATCH", Type: Int, Default: "1000", Help: "most reservations a worker writes in one transaction", Roles: "dev worker", Min: 1, Max: 100000},
 	{Env: "FLASHGATE_WORKER_WRITE_RATE", Type: Int, Default: "0", Help: "most MySQL batch transactions per second per consumer (0: unpaced)", Roles: "dev worker", Min: 0, Max: 1e6},
 	{Env: "FLASHGATE_RELAY_AFTER", Type: Duration, Default: "5s", Help: "outbox entries older than this are produced again", Roles: "dev worker", Min: float64(100 * time.Millisecond), Max: maxDuration},
+	{Env: "FLASHGATE_REPAIR_GRACE", Type: Duration, Default: "30s", Help: "a repair after a Redis rewind waits this long for producers' retries before reading Kafka's end", Roles: "dev worker", Min: 0, Max: maxDuration},
 	{Env: "FLASHGATE_ACK", Default: "redis", Help: "a buy answers 202 once its reservation is in redis, or once kafka acknowledged it (acks=all)", Roles: "dev gateway"},
 	{Env: "FLASHGATE_ARCHIVE_AFTER", Type: Duration, Default: "1h", Help: "an ended, settled activity loses its Redis keys this long after its end", Roles: "dev worker", Min: 0, Max: maxDuration},
 }

@@ -64,7 +64,7 @@ func TestProduceWaitsForAckInBatches(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopic(ctx, b.Addrs(), "t2", 4); err != nil {
+	if err := kafka.EnsureTopic(ctx, kafka.Security{}, b.Addrs(), "t2", 4); err != nil {
 		t.Fatal(err)
 	}
 	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: b.Addrs(), Topic: "t2", Linger: 2 * time.Millisecond})

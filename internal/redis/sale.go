@@ -54,7 +54,7 @@ func (s *Store) LoadStock(ctx context.Context, items []flashgate.Item) error {
 			s.c.B().Srem().Key(s.itemsKey()).Member(strconv.FormatInt(it.ID, 10)).Build())
 		for sh := 0; sh < it.Shards; sh++ {
 			cmds = append(cmds, s.delShard(it.ID, sh))
-			loads = append(loads, rueidis.LuaExec{Keys: []string{s.shardKey(it.ID, sh, "stock")},
+			loads = append(loads, rueidis.LuaExec{Keys: []string{s.shardKey(it.ID, sh, "stock"), s.shardKey(it.ID, sh, "ep")},
 				Args: []string{strconv.FormatInt(ShardShare(it.Stock, it.Shards, sh), 10)}})
 		}
 	}
@@ -74,7 +74,7 @@ func (s *Store) LoadStock(ctx context.Context, items []flashgate.Item) error {
 }
 
 // shardKeyNames are the keys every shard of an item may have.
-var shardKeyNames = []string{"stock", "buyers", "outbox", "pending", "xout", "xin", "adj"}
+var shardKeyNames = []string{"stock", "buyers", "outbox", "pending", "xout", "xin", "adj", "ep"}
 
 // delShard deletes every key of a shard in one command: they share a hash
 // tag, so one slot.
@@ -170,10 +170,10 @@ func (s *Store) Counts(ctx context.Context, item int64, shards int) ([]ShardCoun
 // Withdraw runs withdraw.lua on a shard: it takes up to want units not yet
 // sold, once per adjustment id, and returns what this adjustment took there.
 func (s *Store) Withdraw(ctx context.Context, item int64, shard int, adjID string, want int64) (taken int64, err error) {
-	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "adj")}
+	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "adj"), s.shardKey(item, shard, "ep")}
 	vals, err := s.exec(ctx, s.withdraw, keys, []string{adjID, strconv.FormatInt(want, 10)}).AsIntSlice()
 	if err != nil || len(vals) != 2 {
-		return 0, fmt.Errorf("withdraw from item %d shard %d: %v", item, shard, orReply(err))
+		return 0, fmt.Errorf("withdraw from item %d shard %d: %w", item, shard, fenced(orReply(err)))
 	}
 	return vals[0], nil
 }

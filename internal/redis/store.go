@@ -11,6 +11,7 @@
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
 //	<prefix>:{i42:3}:xin      transfers (and stock additions) credited to the shard
 //	<prefix>:{i42:3}:adj      stock withdrawals: adjustment id -> units taken
+//	<prefix>:{i42:3}:ep       the fence: which Redis process verified the shard
 //	<prefix>:item:42          item metadata (JSON), cached by every gateway
 //	<prefix>:item:42:so       "1" while the item is sold out, cached likewise
 //	<prefix>:items            ids of published items
@@ -43,6 +44,7 @@ type Store struct {
 
 	reserve, take, credit, release, preload, settle *rueidis.Lua
 	withdraw, count, heartbeat                      *rueidis.Lua
+	probe, unfence                                  *rueidis.Lua
 }
 
 // Options configure Open.
@@ -82,15 +84,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s := &Store{
 		prefix:    o.Prefix,
 		log:       o.Logger,
-		reserve:   rueidis.NewLuaScript(lua.Reserve),
-		take:      rueidis.NewLuaScript(lua.Take),
-		credit:    rueidis.NewLuaScript(lua.Credit),
-		release:   rueidis.NewLuaScript(lua.Release),
+		reserve:   rueidis.NewLuaScript(lua.Fence + lua.Reserve),
+		take:      rueidis.NewLuaScript(lua.Fence + lua.Take),
+		credit:    rueidis.NewLuaScript(lua.Fence + lua.Credit),
+		release:   rueidis.NewLuaScript(lua.Fence + lua.Release),
 		preload:   rueidis.NewLuaScript(lua.Preload),
 		settle:    rueidis.NewLuaScript(lua.Settle),
-		withdraw:  rueidis.NewLuaScript(lua.Withdraw),
+		withdraw:  rueidis.NewLuaScript(lua.Fence + lua.Withdraw),
 		count:     rueidis.NewLuaScript(lua.Count),
 		heartbeat: rueidis.NewLuaScript(lua.Heartbeat),
+		probe:     rueidis.NewLuaScript(lua.Fence + lua.Probe),
+		unfence:   rueidis.NewLuaScript(lua.Unfence),
 	}
 	s.items = newItemCache(s, o.CacheTTL)
 	c, err := rueidis.NewClient(rueidis.ClientOption{
@@ -145,6 +149,8 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 		return k.outbox
 	case "pending":
 		return k.pending
+	case "ep":
+		return k.ep
 	}
 	return k.base + name
 }
@@ -152,8 +158,8 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 // shardKeys are the keys of one item shard, built once: the hot path would
 // otherwise format four strings per buy.
 type shardKeys struct {
-	base                           string // "<prefix>:{i42:3}:"
-	stock, buyers, outbox, pending string
+	base                               string // "<prefix>:{i42:3}:"
+	stock, buyers, outbox, pending, ep string
 }
 
 // keyCache holds shardKeys per item; items are few and live long.
@@ -180,7 +186,7 @@ func (s *Store) keysOf(item int64, shard int) *shardKeys {
 	b = strconv.AppendInt(b, int64(shard), 10)
 	b = append(b, "}:"...)
 	base := string(b)
-	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", pending: base + "pending"}
+	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", pending: base + "pending", ep: base + "ep"}
 	s.keys.mu.Lock()
 	defer s.keys.mu.Unlock()
 	if s.keys.m == nil {
@@ -231,7 +237,7 @@ type ReserveResult struct {
 // Reserve runs reserve.lua on a shard: wire is the reservation's wire form.
 func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
 	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.pending}
+	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.ep}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10)}
 	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
 }
@@ -241,7 +247,7 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 // step.
 func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID string, units int64, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
 	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin"}
+	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin", k.ep}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10),
 		xferID, strconv.FormatInt(units, 10)}
 	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
@@ -249,7 +255,7 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 
 func parseReserve(vals []rueidis.RedisMessage, err error) (ReserveResult, error) {
 	if err != nil {
-		return ReserveResult{}, fmt.Errorf("reserve: %w", err)
+		return ReserveResult{}, fmt.Errorf("reserve: %w", fenced(err))
 	}
 	if len(vals) == 0 {
 		return ReserveResult{}, errors.New("reserve: empty reply")
@@ -278,22 +284,22 @@ func parseReserve(vals []rueidis.RedisMessage, err error) (ReserveResult, error)
 // Take runs take.lua on the donor shard from, logging a transfer of up to
 // want units (0: half of what is left) to shard to under xferID.
 func (s *Store) Take(ctx context.Context, item int64, from, to int, xferID string, want int64, now time.Time) (taken, left int64, err error) {
-	keys := []string{s.shardKey(item, from, "stock"), s.shardKey(item, from, "xout")}
+	keys := []string{s.shardKey(item, from, "stock"), s.shardKey(item, from, "xout"), s.shardKey(item, from, "ep")}
 	args := []string{xferID, strconv.Itoa(to), strconv.FormatInt(want, 10), strconv.FormatInt(now.UnixMilli(), 10)}
 	vals, err := s.exec(ctx, s.take, keys, args).AsIntSlice()
 	if err != nil || len(vals) != 2 {
-		return 0, 0, fmt.Errorf("take stock from shard %d: %v", from, orReply(err))
+		return 0, 0, fmt.Errorf("take stock from shard %d: %w", from, fenced(orReply(err)))
 	}
 	return vals[0], vals[1], nil
 }
 
 // Credit runs credit.lua: it adds units of transfer xferID to shard, once.
 func (s *Store) Credit(ctx context.Context, item int64, shard int, xferID string, units int64, now time.Time) (bool, error) {
-	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "xin")}
+	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "xin"), s.shardKey(item, shard, "ep")}
 	args := []string{xferID, strconv.FormatInt(units, 10), strconv.FormatInt(now.UnixMilli(), 10)}
 	n, err := s.exec(ctx, s.credit, keys, args).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("credit shard %d: %w", shard, err)
+		return false, fmt.Errorf("credit shard %d: %w", shard, fenced(err))
 	}
 	return n == 1, nil
 }
@@ -310,17 +316,17 @@ func (s *Store) Ack(ctx context.Context, item int64, from int, xferID string) er
 // Release runs release.lua on the user's home shard: the unit of orderID goes
 // back and the user may buy again. It reports whether a unit was returned.
 func (s *Store) Release(ctx context.Context, item int64, shard int, userID int64, orderID string) (bool, error) {
-	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers")}
+	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers"), s.shardKey(item, shard, "ep")}
 	n, err := s.exec(ctx, s.release, keys, []string{strconv.FormatInt(userID, 10), orderID}).AsInt64()
 	if err != nil {
-		return false, fmt.Errorf("release unit: %w", err)
+		return false, fmt.Errorf("release unit: %w", fenced(err))
 	}
 	return n == 1, nil
 }
 
 // Preload runs preload.lua: it sets a shard's stock unless already loaded.
 func (s *Store) Preload(ctx context.Context, item int64, shard int, units int64) (bool, error) {
-	n, err := s.exec(ctx, s.preload, []string{s.shardKey(item, shard, "stock")}, []string{strconv.FormatInt(units, 10)}).AsInt64()
+	n, err := s.exec(ctx, s.preload, []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "ep")}, []string{strconv.FormatInt(units, 10)}).AsInt64()
 	if err != nil {
 		return false, fmt.Errorf("preload shard %d: %w", shard, err)
 	}
@@ -375,9 +381,9 @@ func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []stri
 	}
 }
 
-func orReply(err error) any {
+func orReply(err error) error {
 	if err == nil {
-		return "unexpected reply"
+		return errors.New("unexpected reply")
 	}
 	return err
 }

@@ -1,0 +1,98 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// ErrFenced is returned (wrapped) by every call that would change a shard
+// that awaits repair: Redis restarted, or another process took over, since
+// the shard was last verified, so its state may be older than what MySQL and
+// Kafka know (docs/design.md, "Redis rewinds").
+var ErrFenced = errors.New("shard awaits repair after a Redis restart")
+
+// fenced turns the scripts' FENCED error into ErrFenced.
+func fenced(err error) error {
+	if err != nil && strings.Contains(err.Error(), "FENCED") {
+		return ErrFenced
+	}
+	return err
+}
+
+// Probe reports whether a shard is fenced.
+func (s *Store) Probe(ctx context.Context, item int64, shard int) (bool, error) {
+	err := fenced(s.exec(ctx, s.probe, []string{s.shardKey(item, shard, "ep")}, nil).Error())
+	if errors.Is(err, ErrFenced) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("probe item %d shard %d: %w", item, shard, err)
+	}
+	return false, nil
+}
+
+// Fence makes a shard refuse every change until Unfence. One command, so
+// that no script can slip between clearing the fast path and the run id.
+func (s *Store) Fence(ctx context.Context, item int64, shard int) error {
+	cmd := s.c.B().Hset().Key(s.shardKey(item, shard, "ep")).FieldValue().FieldValue("run", "repair").FieldValue("ls", "x").Build()
+	if err := s.c.Do(ctx, cmd).Error(); err != nil {
+		return fmt.Errorf("fence item %d shard %d: %w", item, shard, err)
+	}
+	return nil
+}
+
+// Unfence marks a repaired shard verified by the running Redis process.
+func (s *Store) Unfence(ctx context.Context, item int64, shard int) error {
+	if err := s.exec(ctx, s.unfence, []string{s.shardKey(item, shard, "ep")}, nil).Error(); err != nil {
+		return fmt.Errorf("unfence item %d shard %d: %w", item, shard, err)
+	}
+	return nil
+}
+
+// Outbox returns every entry of a shard's outbox (order id -> wire form).
+func (s *Store) Outbox(ctx context.Context, item int64, shard int) (map[string]string, error) {
+	m, err := s.c.Do(ctx, s.c.B().Hgetall().Key(s.shardKey(item, shard, "outbox")).Build()).AsStrMap()
+	if err != nil {
+		return nil, fmt.Errorf("read outbox of item %d shard %d: %w", item, shard, err)
+	}
+	return m, nil
+}
+
+// Rebuild replaces a fenced shard's stock, buyer marks and log of transfers out
+// (their units are in the recomputed stock; the credited ids in xin stay, so
+// that no late credit counts twice):
+// stock units, marks user -> order. The outbox is left as it is (its
+// entries are the only copy of reservations not yet in Kafka); the caller
+// settles those whose rows exist. The shard must be fenced: nothing else
+// changes it meanwhile, and a repair cut short is simply done again.
+func (s *Store) Rebuild(ctx context.Context, item int64, shard int, stock int64, marks map[int64]string) error {
+	k := s.keysOf(item, shard)
+	cmds := rueidis.Commands{
+		s.c.B().Del().Key(k.buyers, k.base+"xout").Build(),
+		s.c.B().Set().Key(k.stock).Value(strconv.FormatInt(stock, 10)).Build(),
+	}
+	const chunk = 1000
+	cmd := s.c.B().Hset().Key(k.buyers).FieldValue()
+	n := 0
+	for user, order := range marks {
+		cmd = cmd.FieldValue(strconv.FormatInt(user, 10), order)
+		if n++; n == chunk {
+			cmds = append(cmds, cmd.Build())
+			cmd, n = s.c.B().Hset().Key(k.buyers).FieldValue(), 0
+		}
+	}
+	if n > 0 {
+		cmds = append(cmds, cmd.Build())
+	}
+	for _, r := range s.c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("rebuild item %d shard %d: %w", item, shard, err)
+		}
+	}
+	return nil
+}

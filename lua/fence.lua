@@ -1,0 +1,27 @@
+-- fence: prepended to every script that changes a shard's stock or buyer
+-- marks (reserve, take, credit, release). It refuses to touch a shard that
+-- Redis may have rewound: one whose state was last verified by another Redis
+-- process (an AOF that lost its last writes, a promoted replica, a restart).
+-- The shard's ep hash records `run`, the run_id of the Redis process that
+-- last verified it, and `ls`, that process's LASTSAVE at the time. The fast
+-- path compares ls with LASTSAVE (0.1 µs); only when they differ (after a
+-- restart, an RDB save, or a repair) does it read run_id from INFO (4 µs).
+-- A new process never shows an armed ls: ls is armed only once the clock is
+-- past it, so a process started later has a larger LASTSAVE.
+-- The calling script passes the ep hash as its last key and starts with:
+--   local refused = fence(KEYS[#KEYS]) if refused then return refused end
+local function fence(ep)
+  local v = redis.call('HMGET', ep, 'ls', 'run')
+  local ls = redis.call('LASTSAVE')
+  if v[1] == tostring(ls) then
+    return nil
+  end
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+  if v[2] ~= run then
+    return redis.error_reply('FENCED shard awaits repair: Redis has another process or older state than when the shard was verified')
+  end
+  if tonumber(redis.call('TIME')[1]) > ls then
+    redis.call('HSET', ep, 'ls', ls)
+  end
+  return nil
+end
