@@ -37,7 +37,7 @@ func TestAckKafka(t *testing.T) {
 	first := a.str("order_id")
 	// The 202 came after the acknowledgement: a reader of the topic finds
 	// the reservation without the relay's help.
-	c := kafka.NewConsumer([]string{addr}, base.KafkaTopic, "durable-test-reader")
+	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{addr}, Topic: base.KafkaTopic, Group: "durable-test-reader"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for found := false; !found; {
