@@ -6,7 +6,7 @@ FUZZTIME ?= 8s
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run services test vet unit fuzz bench wrk clean screenshots deploy-check
+.PHONY: all build run services test vet unit fuzz bench wrk chaos clean screenshots deploy-check
 
 all: build
 
@@ -57,6 +57,12 @@ screenshots: services
 ## missing) against a bare handler and a dev stack, in the same run.
 wrk: services build
 	bash scripts/wrk.sh
+
+## chaos: the full fault suite (test/chaos): separate processes, an own
+## redis-server with AOF, faults injected by the suite, invariants checked
+## per case. `make test` runs its short version.
+chaos: services
+	FLASHGATE_CHAOS=full $(GO) test -count=1 -v -timeout 30m -run TestChaos ./test/chaos
 
 clean:
 	rm -rf bin reports

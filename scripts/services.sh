@@ -11,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v redis-check-aof >/dev/null 2>&1 || missing+=(redis-tools)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mysql >/dev/null 2>&1 || missing+=(mariadb-client)
 # The browser test drives Debian's chromium; CJK fonts let it draw the
