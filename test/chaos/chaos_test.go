@@ -6,7 +6,10 @@
 // and prints a table.
 //
 // `go test ./test/chaos` (CI, part of `make test`) runs a short selection;
-// `make chaos` (FLASHGATE_CHAOS=full) runs every case with longer storms.
+// `make chaos` (FLASHGATE_CHAOS=full) runs every case with longer storms;
+// FLASHGATE_CHAOS_CASE=text runs the cases whose name holds text,
+// FLASHGATE_CHAOS_ACK=redis runs the fleet with FLASHGATE_ACK=redis, and
+// FLASHGATE_CHAOS_LOGS=dir keeps the processes' logs there.
 package chaos
 
 import (
@@ -114,7 +117,7 @@ func TestChaos(t *testing.T) {
 	}
 	var results []result
 	for i, c := range cases() {
-		if !full() && !c.short {
+		if only := os.Getenv("FLASHGATE_CHAOS_CASE"); (only == "" && !full() && !c.short) || (only != "" && !strings.Contains(c.name, only)) {
 			continue
 		}
 		r := f.run(c, int64(i+1), storm)
@@ -126,8 +129,8 @@ func TestChaos(t *testing.T) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos suite, FLASHGATE_ACK=%s, storm %v per case, settle limit %v\n\n", ack, storm, settleWithin)
-	b.WriteString("| case | buys | 202 | 409 | 410 | 503 | other | rows | cancelled | settled in | result |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| case | buys | 202 | 409 | 410 | 503 | other | rows | cancelled | repairs | settled in | result |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range results {
 		b.WriteString(r.row())
 	}
@@ -140,6 +143,7 @@ type result struct {
 	stock                                  int
 	buys, ok, dup, soldOut, unavail, other int
 	rows, cancelled                        int
+	repairs                                int // items the workers repaired during the case
 	settled                                time.Duration
 	err                                    error
 }
@@ -149,8 +153,8 @@ func (r result) row() string {
 	if r.err != nil {
 		verdict = "FAIL: " + r.err.Error()
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs | %s |\n", r.name, r.buys, r.ok, r.dup,
-		r.soldOut, r.unavail, r.other, r.rows, r.cancelled, r.settled.Seconds(), verdict)
+	return fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs | %s |\n", r.name, r.buys, r.ok, r.dup,
+		r.soldOut, r.unavail, r.other, r.rows, r.cancelled, r.repairs, r.settled.Seconds(), verdict)
 }
 
 func (r result) table() string {
@@ -162,11 +166,12 @@ func (r result) table() string {
 stock       %d
 buys        %d: 202 %d, 409 duplicate %d, 410 sold out %d, 503 %d, other %d
 orders      %d rows, %d cancelled
+repairs     %d items rebuilt after a Redis rewind
 settled in  %.1fs (limit %v)
 invariants  every 202 a row of its user; every duplicate's order a row of its user; no cancelled order;
             no user twice; live orders <= stock and stats add up; outboxes empty; buys answered again
 result      %s`, r.name, r.stock, r.buys, r.ok, r.dup, r.soldOut, r.unavail, r.other, r.rows, r.cancelled,
-		r.settled.Seconds(), settleWithin, verdict)
+		r.repairs, r.settled.Seconds(), settleWithin, verdict)
 }
 
 // run storms a fresh item, injects the case's fault a third in and
@@ -178,6 +183,7 @@ func (f *fleet) run(c chaosCase, n int64, storm time.Duration) result {
 	stock := int(storm.Seconds() * rate / 2)
 	item := f.sale(fmt.Sprintf("chaos-%d", n), stock, shards)
 	r := result{name: c.name, stock: stock}
+	repairsBefore := f.repairs()
 	// Users of this case: n*1e6 + 1 .. n*1e6 + 2*stock, each buying until
 	// answered 202, 409 or 410; a holder retries once in a while to check
 	// that it hears duplicate with its order.
@@ -269,7 +275,18 @@ func (f *fleet) run(c chaosCase, n int64, storm time.Duration) result {
 	if r.err == nil {
 		r.err = f.answersAgain(item, base+10*int64(stock))
 	}
+	r.repairs = f.repairs() - repairsBefore
 	return r
+}
+
+// repairs counts the repairs the workers logged so far.
+func (f *fleet) repairs() int {
+	n := 0
+	for _, w := range f.workers {
+		b, _ := os.ReadFile(w.log)
+		n += strings.Count(string(b), "item repaired after a Redis rewind")
+	}
+	return n
 }
 
 // answersAgain checks that buys of the item are answered again (anything

@@ -163,7 +163,11 @@ type fleet struct {
 
 func startFleet(t *testing.T, ack string) *fleet {
 	t.Helper()
-	f := &fleet{t: t, dir: t.TempDir(), bin: flashgateBinary(t), signer: auth.NewSigner([]byte(authSecret)),
+	dir := t.TempDir()
+	if keep := os.Getenv("FLASHGATE_CHAOS_LOGS"); keep != "" {
+		dir = keep
+	}
+	f := &fleet{t: t, dir: dir, bin: flashgateBinary(t), signer: auth.NewSigner([]byte(authSecret)),
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}}
 	t.Cleanup(f.stopAll)
 
