@@ -39,6 +39,7 @@ func (w *Worker) Repair(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	var fenced []int64
 	for _, id := range items {
 		it, err := w.store.Items().Get(ctx, id, time.Now())
 		if err != nil || it.Missing {
@@ -46,21 +47,95 @@ func (w *Worker) Repair(ctx context.Context) error {
 			continue
 		}
 		for shard := 0; shard < it.Shards; shard++ {
-			fenced, err := w.store.Probe(ctx, id, shard)
+			f, err := w.store.Probe(ctx, id, shard)
 			if err != nil {
 				errs = append(errs, err)
 				break
 			}
-			if fenced {
-				errs = append(errs, w.repairItem(ctx, id))
+			if f {
+				fenced = append(fenced, id)
 				break
 			}
 		}
 	}
+	if len(fenced) > 0 {
+		errs = append(errs, w.repairItems(ctx, fenced))
+	}
 	return errors.Join(errs...)
 }
 
-// repairItem rebuilds an item's shards from MySQL and the outboxes once
+// repairItems repairs items together: a Redis restart fences every item it
+// restored, and each waiting out the grace and the catch-up on its own
+// would keep the last one unsold for as many graces.
+func (w *Worker) repairItems(ctx context.Context, items []int64) error {
+	var errs []error
+	var fenced []fencedItem
+	defer func() {
+		for _, f := range fenced {
+			f.release()
+		}
+	}()
+	for _, id := range items {
+		f, ok, err := w.fenceItem(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			fenced = append(fenced, f)
+		}
+	}
+	if len(fenced) == 0 {
+		return errors.Join(errs...)
+	}
+	w.log.Warn("Redis may have lost writes: items fenced for repair", "items", len(fenced), "grace", w.cfg.RepairGrace)
+	if !sleep(ctx, w.cfg.RepairGrace) {
+		return ctx.Err()
+	}
+	if err := w.catchUp(ctx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, f := range fenced {
+		errs = append(errs, w.rebuildItem(ctx, f))
+	}
+	return errors.Join(errs...)
+}
+
+// fencedItem is an item this worker holds the repair lock of and fenced.
+type fencedItem struct {
+	id      int64
+	shards  int
+	began   time.Time
+	release func()
+}
+
+// fenceItem takes the item's repair lock (ok false: another worker has it)
+// and fences every shard of it.
+func (w *Worker) fenceItem(ctx context.Context, item int64) (fencedItem, bool, error) {
+	name := "flashgate-repair:" + w.store.Prefix() + ":" + strconv.FormatInt(item, 10)
+	if len(name) > 64 {
+		name = name[len(name)-64:]
+	}
+	release, ok, err := w.db.TryLock(ctx, name)
+	if err != nil || !ok {
+		return fencedItem{}, false, err
+	}
+	f := fencedItem{id: item, began: time.Now(), release: release}
+	snap, err := w.db.Snapshot(ctx, item)
+	if err != nil {
+		release()
+		return fencedItem{}, false, err
+	}
+	f.shards = snap.Shards
+	for shard := 0; shard < f.shards; shard++ {
+		if err := w.store.Fence(ctx, item, shard); err != nil {
+			release()
+			return fencedItem{}, false, err
+		}
+	}
+	return f, true, nil
+}
+
+// rebuildItem rebuilds a fenced item's shards from MySQL and the outboxes once
 // everything Kafka holds for it is written (the proof is in docs/design.md):
 //
 //  1. fence every shard of the item: from here on nothing takes, moves or
@@ -78,36 +153,12 @@ func (w *Worker) Repair(ctx context.Context) error {
 //     transfer logs, settle outbox entries whose rows exist;
 //  6. unfence.
 //
-// One worker repairs an item at a time (a MySQL named lock); a repair cut
-// short leaves the item fenced, and the next tick starts it again.
-func (w *Worker) repairItem(ctx context.Context, item int64) error {
-	name := "flashgate-repair:" + w.store.Prefix() + ":" + strconv.FormatInt(item, 10)
-	if len(name) > 64 {
-		name = name[len(name)-64:]
-	}
-	release, ok, err := w.db.TryLock(ctx, name)
-	if err != nil || !ok {
-		return err
-	}
-	defer release()
-	began := time.Now()
-	snap0, err := w.db.Snapshot(ctx, item)
-	if err != nil {
-		return err
-	}
-	shards := snap0.Shards
-	for shard := 0; shard < shards; shard++ {
-		if err := w.store.Fence(ctx, item, shard); err != nil {
-			return err
-		}
-	}
-	w.log.Warn("Redis may have lost writes: item fenced for repair", "item", item, "grace", w.cfg.RepairGrace)
-	if !sleep(ctx, w.cfg.RepairGrace) {
-		return ctx.Err()
-	}
-	if err := w.catchUp(ctx); err != nil {
-		return err
-	}
+// Steps 1 to 3 are done by repairItems for all fenced items at once. One
+// worker repairs an item at a time (a MySQL named lock); a repair cut short
+// leaves the item fenced, and the next tick starts it again.
+func (w *Worker) rebuildItem(ctx context.Context, f fencedItem) error {
+	item, shards, began := f.id, f.shards, f.began
+	var err error
 
 	outboxes := make([]map[string]string, shards)
 	for shard := range outboxes {
