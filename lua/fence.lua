@@ -8,6 +8,10 @@
 -- restart, an RDB save, or a repair) does it read run_id from INFO (4 µs).
 -- A new process never shows an armed ls: ls is armed only once the clock is
 -- past it, so a process started later has a larger LASTSAVE.
+-- The error names the process that verified the shard and the running one:
+-- when both are live nodes of the cluster at once, the shard's slot migrated
+-- (MIGRATE moves the keys as they are) and the client verifies it again
+-- instead of waiting for a repair (internal/redis, Store.exec).
 -- The calling script passes the ep hash as its last key and starts with:
 --   local refused = fence(KEYS[#KEYS]) if refused then return refused end
 local function fence(ep)
@@ -18,7 +22,7 @@ local function fence(ep)
   end
   local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
   if v[2] ~= run then
-    return redis.error_reply('FENCED shard awaits repair: Redis has another process or older state than when the shard was verified')
+    return redis.error_reply('FENCED ' .. tostring(v[2]) .. ' ' .. run .. ' shard awaits repair: verified by another Redis process')
   end
   if tonumber(redis.call('TIME')[1]) > ls then
     redis.call('HSET', ep, 'ls', ls)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/rueidis"
 )
@@ -22,6 +24,66 @@ func fenced(err error) error {
 		return ErrFenced
 	}
 	return err
+}
+
+// fencedBy returns the run ids named by a FENCED error: the Redis process
+// that last verified the shard, and the one that refused it.
+func fencedBy(err error) (verified, current string, ok bool) {
+	if err == nil {
+		return "", "", false
+	}
+	msg := err.Error()
+	i := strings.Index(msg, "FENCED ")
+	if i < 0 {
+		return "", "", false
+	}
+	f := strings.Fields(msg[i+len("FENCED "):])
+	if len(f) < 2 {
+		return "", "", false
+	}
+	return f[0], f[1], true
+}
+
+// liveRuns caches the run ids of the Redis nodes that are up, to tell a
+// shard whose slot migrated (verified by a node still up) from one that
+// Redis rewound (verified by a process that is gone).
+type liveRuns struct {
+	mu   sync.Mutex
+	at   time.Time
+	runs map[string]bool
+}
+
+// migrated reports whether the processes verified and current were up at
+// the same time, as two nodes: then the shard's slot moved from one to the
+// other, and its keys are as they were. A node restarted since the nodes
+// were read has a run id they do not show, so they are read again; a
+// verified process they do not show is looked for again at most every
+// 250ms. Never true for a restarted Redis: the process that verified the
+// shard and the one running now were never up at once.
+func (l *liveRuns) migrated(ctx context.Context, c rueidis.Client, verified, current string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.runs[current] && l.runs[verified] {
+		return true
+	}
+	if l.runs[current] && time.Since(l.at) < 250*time.Millisecond {
+		return false
+	}
+	l.at = time.Now()
+	runs := map[string]bool{}
+	for _, node := range c.Nodes() {
+		info, err := node.Do(ctx, node.B().Info().Section("server").Build()).ToString()
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "run_id:"); ok {
+				runs[v] = true
+			}
+		}
+	}
+	l.runs = runs
+	return runs[current] && runs[verified]
 }
 
 // Probe reports whether a shard is fenced.

@@ -36,6 +36,7 @@ import (
 
 // Store is flashgate's Redis. It is safe for concurrent use.
 type Store struct {
+	runs   liveRuns
 	c      rueidis.Client
 	prefix string
 	log    *slog.Logger
@@ -364,8 +365,18 @@ const (
 // kind are returned at once: a Redis that is down fails fast.
 func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) rueidis.RedisResult {
 	wait, waited := tryAgainFirst, time.Duration(0)
+	reverified := false
 	for {
 		res := script.Exec(ctx, s.c, keys, args)
+		if verified, current, ok := fencedBy(res.Error()); ok && !reverified && len(keys) > 0 && s.runs.migrated(ctx, s.c, verified, current) {
+			// The shard moved here from a node that is still up: its
+			// keys are as they were, not rewound. Verify it again here.
+			reverified = true
+			if err := s.exec(ctx, s.unfence, keys[len(keys)-1:], nil).Error(); err != nil {
+				return res
+			}
+			continue
+		}
 		if e, ok := rueidis.IsRedisErr(res.Error()); !ok || !e.IsTryAgain() || waited >= tryAgainFor {
 			return res
 		}
