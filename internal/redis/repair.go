@@ -88,7 +88,7 @@ func (l *liveRuns) migrated(ctx context.Context, c rueidis.Client, verified, cur
 
 // Probe reports whether a shard is fenced.
 func (s *Store) Probe(ctx context.Context, item int64, shard int) (bool, error) {
-	err := fenced(s.exec(ctx, s.probe, []string{s.shardKey(item, shard, "ep")}, nil).Error())
+	err := fenced(s.exec(ctx, s.probe, []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "ep")}, nil).Error())
 	if errors.Is(err, ErrFenced) {
 		return true, nil
 	}
