@@ -38,7 +38,7 @@ type Server struct {
 	store *redis.Store
 	token []byte
 	log   *slog.Logger
-	mux   *http.ServeMux
+	mux   *routeMux
 	now   func() time.Time
 	ops   *sale.Ops
 
@@ -54,7 +54,7 @@ type Server struct {
 
 // New returns the admin API. reg is served on /metrics.
 func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *prometheus.Registry) *Server {
-	s := &Server{db: db, store: store, token: []byte(token), log: log, mux: http.NewServeMux(), now: time.Now}
+	s := &Server{db: db, store: store, token: []byte(token), log: log, mux: new(routeMux), now: time.Now}
 	s.ops = sale.New(db, store, log)
 	s.mountSale()
 	s.mux.HandleFunc("POST /admin/v1/activities", s.createActivity)
@@ -82,17 +82,19 @@ func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(p
 // ServeHTTP checks the admin token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
-	case "/healthz":
-		WriteJSON(w, 200, map[string]string{"code": "ok"})
-		return
-	case "/readyz":
-		s.readyz(w, r)
-		return
-	case "/metrics":
-		if s.metrics != nil {
+	case "/healthz", "/readyz", "/metrics":
+		// Open to probes and scrapers, without the token.
+		switch {
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			methodNotAllowed(w, r, "GET, HEAD")
+		case r.URL.Path == "/readyz":
+			s.readyz(w, r)
+		case r.URL.Path == "/healthz" || s.metrics == nil:
+			WriteJSON(w, 200, map[string]string{"code": "ok"})
+		default:
 			s.metrics.ServeHTTP(w, r)
-			return
 		}
+		return
 	}
 	if s.page(w, r) {
 		return
@@ -101,8 +103,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, flashgate.Errorf(flashgate.Unauthorized, "missing or bad admin token"))
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
-		WriteError(w, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		noRoute(w, r, h)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -220,10 +222,17 @@ func DecodeJSON(r *http.Request, v any) error {
 	return decodeBytes(body, v)
 }
 
+// MaxBody is the largest admin request body, in bytes.
+const MaxBody = 1 << 20
+
+// readBody reads the body; over MaxBody it answers 413.
 func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 	if err != nil {
 		return nil, invalid(400, "body: %v", err)
+	}
+	if len(body) > MaxBody {
+		return nil, invalid(http.StatusRequestEntityTooLarge, "body: larger than the limit of 1 MiB (%d bytes)", MaxBody)
 	}
 	return body, nil
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -272,12 +271,6 @@ func (g *Gateway) buyPath(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code 
 	ctx.SetStatusCode(200)
 	ctx.SetBody(b)
 	return flashgate.OK
-}
-
-// isBuyPath reports whether a GET under /api/v1/seckill/ asks for a path
-// token.
-func isBuyPath(rest []byte) bool {
-	return bytes.HasSuffix(rest, pathSuffix)
 }
 
 // requestError answers a request that fasthttp could not read, in the

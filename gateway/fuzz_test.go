@@ -31,7 +31,7 @@ func FuzzBuyRequest(f *testing.F) {
 	h := newHarness(f)
 	// Limits off, so that they do not hide the checks behind them.
 	g := h.gateway(gateway.Config{TrustedProxies: []string{"10.0.0.0/8"}, MaxInflight: 8})
-	allowed := map[int]bool{202: true, 400: true, 401: true, 403: true, 404: true, 409: true, 410: true, 429: true, 503: true}
+	allowed := map[int]bool{202: true, 400: true, 401: true, 403: true, 404: true, 405: true, 409: true, 410: true, 429: true, 503: true}
 	f.Fuzz(func(t *testing.T, id, path, authorization, xff string) {
 		raw := "POST /api/v1/seckill/" + id + "?path=" + path + " HTTP/1.1\r\nHost: gw\r\n" +
 			"Authorization: " + authorization + "\r\nX-Forwarded-For: " + xff + "\r\n\r\n"

@@ -116,19 +116,13 @@ type Gateway struct {
 		body []byte
 	}
 
-	// Extra routes mounted by other packages (payments); checked after the
-	// built-in ones.
+	// routes are what the gateway answers besides the buy, which handle
+	// checks first: the built-in routes, then those mounted with Handle.
 	routes []route
 
 	// warns holds a rate-limited logger per warning that a dependency
 	// outage repeats for every request (see warn).
 	warns map[string]*logging.Limited
-}
-
-type route struct {
-	method  string
-	prefix  string
-	handler RouteHandler
 }
 
 // RouteHandler answers a request of a mounted route and returns the name of
@@ -183,27 +177,66 @@ func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer,
 		CloseOnShutdown:              true,
 		Logger:                       fasthttpLogger{log},
 	}
+	g.routes = g.builtinRoutes()
 	g.ready.Store(true)
 	return g
 }
 
-// Handle mounts an extra handler for method and every path under prefix.
-// Call it before Serve. Its answers are counted as route "other", with the
-// code their HTTP status stands for; HandleRoute names them.
-func (g *Gateway) Handle(method, prefix string, h fasthttp.RequestHandler) {
-	g.routes = append(g.routes, route{method, prefix, func(ctx *fasthttp.RequestCtx) (string, flashgate.Code) {
-		h(ctx)
-		return routeOther, codeOfStatus(ctx.Response.StatusCode())
-	}})
+// builtinRoutes are the gateway's own routes (contract §5 and §9).
+func (g *Gateway) builtinRoutes() []route {
+	return []route{
+		// The buy never gets here (handle answers it first); the entry
+		// lists it and gives other methods on its path their 405.
+		newRoute("POST", "/api/v1/seckill/{item_id}", g.handleBuy),
+		newRoute("GET", "/api/v1/seckill/{item_id}/path", func(ctx *fasthttp.RequestCtx) {
+			g.count(routePath, g.buyPath(ctx, ctx.Path()[len(pathSeckill):]))
+		}),
+		newRoute("GET", "/api/v1/items/{item_id}", func(ctx *fasthttp.RequestCtx) {
+			g.count(routeItem, g.item(ctx, ctx.Path()[len(pathItems):]))
+		}),
+		newRoute("GET", "/api/v1/orders/{order_id}", func(ctx *fasthttp.RequestCtx) {
+			g.count(routeOrder, g.order(ctx, ctx.Path()[len(pathOrders):]))
+		}),
+		newRoute("GET", "/api/v1/activities", func(ctx *fasthttp.RequestCtx) {
+			g.count(routeActivities, g.listActivities(ctx))
+		}),
+		newRoute("GET", "/healthz", func(ctx *fasthttp.RequestCtx) {
+			writeJSON(ctx, 200, map[string]string{"code": "ok"})
+		}),
+		newRoute("GET", "/readyz", g.readyz),
+		newRoute("GET", "/metrics", func(ctx *fasthttp.RequestCtx) { g.metrics(ctx) }),
+		// The captcha and the storefront (contract §12, web.go).
+		newRoute("GET", "/api/v1/captcha", func(ctx *fasthttp.RequestCtx) { g.count(routeCaptcha, g.captcha(ctx)) }),
+		newRoute("GET", "/", g.pageRoute("index.html")),
+		newRoute("GET", "/index.html", g.pageRoute("index.html")),
+		newRoute("GET", "/items/{item_id}", g.itemPage),
+		newRoute("GET", "/static/{file...}", func(ctx *fasthttp.RequestCtx) {
+			g.count(routePage, g.page(ctx, string(ctx.Path()[1:])))
+		}),
+		newRoute("GET", "/favicon.ico", g.pageRoute("static/favicon.svg")),
+	}
 }
 
-// HandleRoute mounts an extra handler for method and every path under
-// prefix, which names the route of each answer. routes are the names it
-// may return: their counters exist at 0 from the start (another name
-// counts as "other"). Call it before Serve.
-func (g *Gateway) HandleRoute(method, prefix string, routes []string, h RouteHandler) {
+// Handle mounts an extra handler for method and the path pattern (see
+// Route: "/api/v1/orders/{order_id}/pay"). Call it before Serve. Its answers
+// are counted as route "other", with the code their HTTP status stands
+// for; HandleRoute names them.
+func (g *Gateway) Handle(method, pattern string, h fasthttp.RequestHandler) {
+	g.routes = append(g.routes, newRoute(method, pattern, func(ctx *fasthttp.RequestCtx) {
+		h(ctx)
+		g.m.countMounted(routeOther, codeOfStatus(ctx.Response.StatusCode()))
+	}))
+}
+
+// HandleRoute mounts an extra handler for method and the path pattern,
+// which names the route of each answer. routes are the names it may
+// return: their counters exist at 0 from the start (another name counts as
+// "other"). Call it before Serve.
+func (g *Gateway) HandleRoute(method, pattern string, routes []string, h RouteHandler) {
 	g.m.mount(routes...)
-	g.routes = append(g.routes, route{method, prefix, h})
+	g.routes = append(g.routes, newRoute(method, pattern, func(ctx *fasthttp.RequestCtx) {
+		g.m.countMounted(h(ctx))
+	}))
 }
 
 // Server returns the underlying fasthttp server so that callers can tune it
@@ -265,59 +298,31 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 var (
-	pathSeckill    = []byte("/api/v1/seckill/")
-	pathItems      = []byte("/api/v1/items/")
-	pathOrders     = []byte("/api/v1/orders/")
-	pathActivities = []byte("/api/v1/activities")
-	pathHealth     = []byte("/healthz")
-	pathReady      = []byte("/readyz")
-	pathMetrics    = []byte("/metrics")
-	bearer         = []byte("Bearer ")
+	pathSeckill = []byte("/api/v1/seckill/")
+	pathItems   = []byte("/api/v1/items/")
+	pathOrders  = []byte("/api/v1/orders/")
+	bearer      = []byte("Bearer ")
 )
 
+// handle answers a request. The buy comes first, before any route table:
+// it is the one route whose speed matters.
 func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
-	get, post := ctx.IsGet() || ctx.IsHead(), ctx.IsPost()
-	switch {
-	case post && bytes.HasPrefix(path, pathSeckill):
-		start := time.Now()
-		code := g.buy(ctx, path[len(pathSeckill):])
-		g.m.observeBuy(code, time.Since(start))
-		g.live.count(path[len(pathSeckill):], code)
-		return
-	case get && bytes.HasPrefix(path, pathSeckill) && isBuyPath(path[len(pathSeckill):]):
-		g.count(routePath, g.buyPath(ctx, path[len(pathSeckill):]))
-		return
-	case get && bytes.HasPrefix(path, pathItems):
-		g.count(routeItem, g.item(ctx, path[len(pathItems):]))
-		return
-	case get && bytes.HasPrefix(path, pathOrders) && bytes.IndexByte(path[len(pathOrders):], '/') < 0:
-		g.count(routeOrder, g.order(ctx, path[len(pathOrders):]))
-		return
-	case get && bytes.Equal(path, pathActivities):
-		g.count(routeActivities, g.listActivities(ctx))
-		return
-	case get && bytes.Equal(path, pathHealth):
-		writeJSON(ctx, 200, map[string]string{"code": "ok"})
-		return
-	case get && bytes.Equal(path, pathReady):
-		g.readyz(ctx)
-		return
-	case get && bytes.Equal(path, pathMetrics):
-		g.metrics(ctx)
+	if ctx.IsPost() && bytes.HasPrefix(path, pathSeckill) && bytes.IndexByte(path[len(pathSeckill):], '/') < 0 {
+		g.handleBuy(ctx)
 		return
 	}
-	if get && g.serveMore(ctx, path) {
-		return
-	}
-	method := string(ctx.Method())
-	for _, r := range g.routes {
-		if (r.method == method || (r.method == "GET" && method == "HEAD")) && bytes.HasPrefix(path, []byte(r.prefix)) {
-			g.m.countMounted(r.handler(ctx))
-			return
-		}
-	}
-	g.count(routeNone, writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no route for %s %s", method, path)))
+	g.dispatch(ctx, path)
+}
+
+// handleBuy is POST /api/v1/seckill/{item_id}; any POST of one segment
+// under the prefix is a buy, so that a malformed item id gets the buy's own
+// 400.
+func (g *Gateway) handleBuy(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	code := g.buy(ctx, ctx.Path()[len(pathSeckill):])
+	g.m.observeBuy(code, time.Since(start))
+	g.live.count(ctx.Path()[len(pathSeckill):], code)
 }
 
 type ioDeadline struct {

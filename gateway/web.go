@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -36,37 +35,19 @@ func loadWeb() *webasset.Set {
 	panic(err)
 }
 
-var (
-	pathCaptcha   = []byte("/api/v1/captcha")
-	pathRoot      = []byte("/")
-	pathItemPage  = []byte("/items/")
-	pathStatic    = []byte("/static/")
-	pathFavicon   = []byte("/favicon.ico")
-	pathIndexHTML = []byte("/index.html")
-)
+// pageRoute serves the embedded file name (a route of builtinRoutes).
+func (g *Gateway) pageRoute(name string) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) { g.count(routePage, g.page(ctx, name)) }
+}
 
-// serveMore answers the GET routes outside the API proper: the captcha and
-// the storefront's pages. It runs after the API's routes, so it costs the
-// buy nothing.
-func (g *Gateway) serveMore(ctx *fasthttp.RequestCtx, path []byte) bool {
-	switch {
-	case bytes.Equal(path, pathCaptcha):
-		g.count(routeCaptcha, g.captcha(ctx))
-	case bytes.Equal(path, pathRoot), bytes.Equal(path, pathIndexHTML):
-		g.count(routePage, g.page(ctx, "index.html"))
-	case bytes.HasPrefix(path, pathItemPage):
-		if _, ok := parseID(path[len(pathItemPage):]); !ok {
-			return false
-		}
-		g.count(routePage, g.page(ctx, "item.html"))
-	case bytes.HasPrefix(path, pathStatic):
-		g.count(routePage, g.page(ctx, string(path[1:])))
-	case bytes.Equal(path, pathFavicon):
-		g.count(routePage, g.page(ctx, "static/favicon.svg"))
-	default:
-		return false
+// itemPage is GET /items/{item_id}: the item page, whatever the item (the
+// page asks the API), for a well-formed id.
+func (g *Gateway) itemPage(ctx *fasthttp.RequestCtx) {
+	if _, ok := parseID(ctx.Path()[len("/items/"):]); !ok {
+		g.count(routePage, writeError(ctx, flashgate.Errorf(flashgate.NotFound, "no such page")))
+		return
 	}
-	return true
+	g.count(routePage, g.page(ctx, "item.html"))
 }
 
 // page serves one embedded file: 304 when the client holds it, gzipped

@@ -45,8 +45,9 @@ func (s *Service) MountGateway(g *gateway.Gateway, signer *auth.Signer) {
 			gateway.WriteError(ctx, &flashgate.Error{Code: flashgate.Invalid, Status: status, Message: "websocket: " + reason.Error()})
 		},
 	}
-	g.HandleRoute("GET", ordersPrefix, []string{routeWS}, s.getOrderAction)
-	g.HandleRoute("POST", ordersPrefix, []string{routePay, routeRefund}, s.postOrderAction)
+	g.HandleRoute("GET", ordersPrefix+"{order_id}/ws", []string{routeWS}, s.getOrderAction)
+	g.HandleRoute("POST", ordersPrefix+"{order_id}/pay", []string{routePay, routeRefund}, s.postOrderAction)
+	g.HandleRoute("POST", ordersPrefix+"{order_id}/refund", []string{routePay, routeRefund}, s.postOrderAction)
 	g.HandleRoute("POST", NotifyPath, []string{routeNotify}, s.notify)
 	g.HandleRoute("GET", ReturnPath, []string{routeReturn}, s.alipayReturn)
 }
