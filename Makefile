@@ -17,8 +17,16 @@ services:
 	@bash scripts/services.sh
 
 ## run: the whole system in one process (embedded Kafka-protocol broker,
-## local Redis and MariaDB, installed and started when missing).
+## local Redis and MariaDB, installed and started when missing). Its Redis
+## prefix and database are named for the user, so that two people on one
+## machine do not clear each other's data; FLASHGATE_REDIS_PREFIX and
+## FLASHGATE_MYSQL_DSN in the environment win.
+RUN_USER := $(shell id -un 2>/dev/null | tr -c 'a-zA-Z0-9_\n' _)
+PREFIX   ?= fg_$(RUN_USER)
+DB       ?= flashgate_$(RUN_USER)
 run: services build
+	FLASHGATE_REDIS_PREFIX="$${FLASHGATE_REDIS_PREFIX:-$(PREFIX)}" \
+	FLASHGATE_MYSQL_DSN="$${FLASHGATE_MYSQL_DSN:-root@tcp(127.0.0.1:3306)/$(DB)?parseTime=true}" \
 	./$(BIN) dev
 
 ## test: gofmt check, go vet, every unit and integration test under the race

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the local services flashgate needs are installed and running:
+# Makes sure the tools (make, gcc, curl, jq) and the local services flashgate
+# needs are installed, and the services running:
 # Redis on 127.0.0.1:6379 (no persistence) and MariaDB on 127.0.0.1:3306 with
 # root and an empty password over TCP. Installs them from Debian's packages
 # when missing. Idempotent; used by `make run`, `make test` and CI.
@@ -9,6 +10,12 @@ log() { echo "services: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
+# The tools `make test` and the README's tours need (Go itself comes from
+# go.dev: Debian's is too old).
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev) # -race needs cgo
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v redis-check-aof >/dev/null 2>&1 || missing+=(redis-tools)
@@ -21,6 +28,9 @@ dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
 # make deploy-check: promtool checks the alert rules, systemd-analyze the units.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  log "Go 1.26 is not installed: get it from https://go.dev/dl/ (Debian's golang-go is too old)"
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,191 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// shBlocks returns the ```sh blocks of the markdown file at path, from the
+// "## " section named section on (to the end of that section), or of the
+// whole file when section is empty.
+func shBlocks(t *testing.T, path, section string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	in, inBlock := section == "", false
+	for _, line := range strings.Split(string(raw), "\n") {
+		switch {
+		case inBlock && strings.HasPrefix(line, "```"):
+			inBlock = false
+		case inBlock:
+			out.WriteString(line + "\n")
+		case section != "" && strings.HasPrefix(line, "## "):
+			in = line == "## "+section
+		case in && line == "```sh":
+			inBlock = true
+		}
+	}
+	if out.Len() == 0 {
+		t.Fatalf("%s: no sh blocks in %q", path, section)
+	}
+	return out.String()
+}
+
+// devProcess is a `flashgate dev` built from the tree and started as a
+// process of its own, as a user runs it.
+type devProcess struct {
+	dir               string // holds bin/flashgate
+	gw, admin, paysim string // http://host:port
+	database          string
+}
+
+// startDev builds the binary and starts `flashgate dev` on free ports with
+// a prefix and database of the test's own, waiting for its banner.
+func startDev(t *testing.T) *devProcess {
+	t.Helper()
+	d := &devProcess{dir: t.TempDir()}
+	build := exec.Command("go", "build", "-o", filepath.Join(d.dir, "bin", "flashgate"), "./cmd/flashgate")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dsn := testenv.Database(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.database = cfg.DBName
+	cmd := exec.Command(filepath.Join(d.dir, "bin", "flashgate"), "dev")
+	cmd.Env = append(os.Environ(),
+		"FLASHGATE_HTTP_ADDR=127.0.0.1:0", "FLASHGATE_ADMIN_ADDR=127.0.0.1:0", "FLASHGATE_PAYSIM_ADDR=127.0.0.1:0",
+		"FLASHGATE_REDIS_ADDR="+testenv.RedisAddr(), "FLASHGATE_REDIS_PREFIX="+testenv.Prefix(t),
+		"FLASHGATE_MYSQL_DSN="+dsn, "FLASHGATE_KAFKA_BROKERS=", "FLASHGATE_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &testLog{t: t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Registered after testenv's cleanups, so it runs before them: the
+	// process is gone before its prefix and database are.
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("flashgate dev exited with %v after SIGTERM", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("flashgate dev did not exit within 30s of SIGTERM")
+		}
+	})
+
+	banner := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			banner <- sc.Text()
+		}
+		close(banner)
+		io.Copy(io.Discard, stdout)
+	}()
+	url := regexp.MustCompile(`^  (gateway|admin|alipay) +(http://[^ /]+)`)
+	deadline := time.After(60 * time.Second)
+	for d.gw == "" || d.admin == "" || d.paysim == "" {
+		select {
+		case line, ok := <-banner:
+			if !ok {
+				t.Fatalf("flashgate dev ended before its banner was complete")
+			}
+			if m := url.FindStringSubmatch(line); m != nil {
+				switch m[1] {
+				case "gateway":
+					d.gw = m[2]
+				case "admin":
+					d.admin = m[2]
+				case "alipay":
+					d.paysim = m[2]
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no banner from flashgate dev within 60s")
+		}
+	}
+	return d
+}
+
+// testLog writes a process's stderr to the test log.
+type testLog struct{ t *testing.T }
+
+func (w *testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// TestToursRunAsWritten runs the README's tour, then the payments tour, in
+// one bash, as a user pasting them would (but stopping at the first failing
+// step), against a `flashgate dev` built from the tree; the answers the
+// tours promise must come, in order.
+func TestToursRunAsWritten(t *testing.T) {
+	script := "# README.md\n" + shBlocks(t, "../README.md", "A five-minute tour with curl") +
+		"# docs/payments.md\n" + shBlocks(t, "../docs/payments.md", "")
+	d := startDev(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bash := exec.CommandContext(ctx, "bash", "-e", "-o", "pipefail", "-s")
+	bash.Dir = d.dir
+	bash.Stdin = strings.NewReader(script)
+	bash.Env = append(os.Environ(), "GW="+d.gw, "ADMIN="+d.admin, "SIM="+d.paysim, "DB="+d.database,
+		"MYSQL_PWD=", "ADMIN_TOKEN=")
+	out, err := bash.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the tours stopped: %v\n--- script\n%s\n--- output\n%s", err, script, out)
+	}
+	// What the tours say the reader sees, in order.
+	want := []string{
+		`"code":"ok","id":`, // publish
+		`"code":"duplicate"`, `"order_id":"`,
+		`"user_id":42`,
+		`"stats":{"stock":100,"remaining":99`,
+		`"paid"`, "TRADE_SUCCESS",
+		`"refunded"`, `"refunded":1`,
+		`"balance":1000`, `"paid"`, `"balance":500`, `"refunded"`, `"balance":1000`,
+		`"code":"conflict"`,
+	}
+	rest := string(out)
+	for _, w := range want {
+		i := strings.Index(rest, w)
+		if i < 0 {
+			t.Fatalf("the tours' output lacks %s where the docs promise it\n--- output\n%s", w, out)
+		}
+		rest = rest[i+len(w):]
+	}
+	// The order id the README's tour printed is the one it was told was a
+	// duplicate.
+	id := regexp.MustCompile(`(?m)^([0-9A-Z]{26}-[0-9]+)$`).FindStringSubmatch(string(out))
+	if id == nil || !strings.Contains(string(out), `"order_id":"`+id[1]+`"`) {
+		t.Fatalf("the README's tour did not print its order id, or the duplicate named another\n%s", out)
+	}
+}
