@@ -66,7 +66,11 @@ type harness struct {
 func newHarness(tb testing.TB) *harness {
 	tb.Helper()
 	ctx := context.Background()
-	store, err := redis.Open(ctx, redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: testenv.Prefix(tb)})
+	prefix := testenv.Prefix
+	if _, fuzz := tb.(*testing.F); fuzz {
+		prefix = testenv.SharedPrefix
+	}
+	store, err := redis.Open(ctx, redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: prefix(tb)})
 	if err != nil {
 		tb.Fatalf("redis: %v", err)
 	}

@@ -34,7 +34,8 @@ func newStore(t testing.TB) (*edge.BanStore, rueidis.Client, string) {
 	if err != nil {
 		t.Fatalf("redis at %s: %v", redisAddr(), err)
 	}
-	prefix := "fgtest:" + rand.Text()
+	// The tag lets scripts/leftovers.sh find the keys of one test run.
+	prefix := "fgtest" + os.Getenv("FLASHGATE_TEST_TAG") + ":" + rand.Text()
 	t.Cleanup(func() {
 		client.Do(context.Background(), client.B().Del().Key(prefix+":bans").Build())
 		client.Close()

@@ -39,10 +39,13 @@ func MySQLServerDSN() string {
 	return "root@tcp(127.0.0.1:3306)/?parseTime=true"
 }
 
+// randomName is a fresh name for a prefix or a database. It starts with
+// FLASHGATE_TEST_TAG when that is set, so that scripts/leftovers.sh can find
+// what one run of the tests left behind.
 func randomName() string {
 	var b [6]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return os.Getenv("FLASHGATE_TEST_TAG") + hex.EncodeToString(b[:])
 }
 
 // Prefix returns a fresh Redis key prefix on the machine's Redis and
@@ -85,6 +88,28 @@ func PrefixOn(t testing.TB, addrs []string) string {
 		}
 	})
 	return prefix
+}
+
+// SharedPrefix is Prefix for a fuzz target. Its body runs again in every
+// fuzz worker process, and the coordinator may kill a worker before its
+// cleanups run: so the first process (the coordinator, or a plain test run)
+// makes the prefix and deletes its keys at its end, and the workers, which
+// it starts with its environment, inherit the prefix and leave the keys to
+// it.
+func SharedPrefix(t testing.TB) string {
+	t.Helper()
+	env := "FLASHGATE_TEST_PREFIX_" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	p := Prefix(t)
+	t.Setenv(env, p)
+	return p
 }
 
 // Database creates a fresh database and returns its DSN; it is dropped when
