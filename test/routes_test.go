@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flashgate/flashgate/internal/config"
 )
 
 // documented is a route of docs/api.md's route tables.
@@ -150,5 +152,57 @@ func TestAdminBodyTooLarge(t *testing.T) {
 	}
 	if a := s.adminDo("GET", "/admin/v1/activities/1", nil); a.Status != 404 {
 		t.Fatalf("the refused body created an activity: %d %s", a.Status, a.Raw)
+	}
+}
+
+// settingRow is a row of the settings table: | `FLASHGATE_X` | default | roles | meaning |.
+var settingRow = regexp.MustCompile("^\\| `(FLASHGATE_[A-Z0-9_]+)` \\| ([^|]+) \\| ([^|]+) \\| (.*) \\|$")
+
+// TestSettingsAreDocumented holds the settings table of docs/api.md and the
+// settings table of the code together: every setting is listed with its
+// default and its roles, and every listed setting exists unless planned.
+func TestSettingsAreDocumented(t *testing.T) {
+	raw, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ def, roles, meaning string }
+	docs := map[string]row{}
+	in := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			in = h == "Settings"
+			continue
+		}
+		if m := settingRow.FindStringSubmatch(line); in && m != nil {
+			if _, dup := docs[m[1]]; dup {
+				t.Errorf("docs/api.md lists %s twice", m[1])
+			}
+			docs[m[1]] = row{m[2], m[3], m[4]}
+		}
+	}
+	code := map[string]bool{}
+	for _, s := range config.Settings() {
+		code[s.Env] = true
+		d, ok := docs[s.Env]
+		if !ok {
+			t.Errorf("setting %s is not in the settings table of docs/api.md", s.Env)
+			continue
+		}
+		def := "empty"
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		if d.def != def {
+			t.Errorf("docs/api.md: %s defaults to %s, the code to %s", s.Env, d.def, def)
+		}
+		if roles := strings.Join(strings.Fields(s.Roles), ", "); d.roles != roles {
+			t.Errorf("docs/api.md: %s is for %s, the code says %s", s.Env, d.roles, roles)
+		}
+	}
+	for env, d := range docs {
+		if !code[env] && !strings.HasPrefix(d.meaning, "planned") {
+			t.Errorf("docs/api.md lists %s, which the code does not have (mark it planned, or drop it)", env)
+		}
 	}
 }
