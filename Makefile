@@ -6,7 +6,7 @@ FUZZTIME ?= 8s
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run services test vet unit fuzz bench wrk chaos clean screenshots deploy-check
+.PHONY: all build run services test vet unit fuzz fuzz-targets bench wrk chaos clean screenshots deploy-check
 
 all: build
 
@@ -38,8 +38,10 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+## unit and fuzz run under scripts/leftovers.sh, which fails when the tests
+## leave Redis keys or databases behind.
 unit:
-	$(GO) test -race -count=1 -timeout 15m ./...
+	@bash scripts/leftovers.sh $(GO) test -race -count=1 -timeout 15m ./...
 
 ## deploy-check: the deploy files and the monitoring rules, validated by the
 ## tools they are written for (scripts/deploy-check.sh).
@@ -47,6 +49,9 @@ deploy-check:
 	@bash scripts/deploy-check.sh
 
 fuzz:
+	@bash scripts/leftovers.sh $(MAKE) --no-print-directory fuzz-targets FUZZTIME=$(FUZZTIME)
+
+fuzz-targets:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/auth
 	$(GO) test -run='^$$' -fuzz='^FuzzParseNotify$$' -fuzztime=$(FUZZTIME) ./internal/alipay
 	$(GO) test -run='^$$' -fuzz='^FuzzParseReturn$$' -fuzztime=$(FUZZTIME) ./internal/alipay
