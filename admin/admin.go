@@ -72,6 +72,18 @@ func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *
 	if reg != nil {
 		s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	}
+	// Open to probes and scrapers, without the token.
+	s.mux.Open("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, 200, map[string]string{"code": "ok"})
+	})
+	s.mux.Open("GET /readyz", s.readyz)
+	s.mux.Open("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.metrics == nil {
+			WriteJSON(w, 200, map[string]string{"code": "ok"})
+			return
+		}
+		s.metrics.ServeHTTP(w, r)
+	})
 	return s
 }
 
@@ -81,19 +93,10 @@ func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(p
 
 // ServeHTTP checks the admin token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/healthz", "/readyz", "/metrics":
-		// Open to probes and scrapers, without the token.
-		switch {
-		case r.Method != http.MethodGet && r.Method != http.MethodHead:
-			methodNotAllowed(w, r, "GET, HEAD")
-		case r.URL.Path == "/readyz":
-			s.readyz(w, r)
-		case r.URL.Path == "/healthz" || s.metrics == nil:
-			WriteJSON(w, 200, map[string]string{"code": "ok"})
-		default:
-			s.metrics.ServeHTTP(w, r)
-		}
+	// Handler finds the route; ServeHTTP, below, also sets its path values.
+	h, pattern := s.mux.Handler(r)
+	if s.mux.open[pattern] {
+		s.mux.ServeHTTP(w, r)
 		return
 	}
 	if s.page(w, r) {
@@ -103,7 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, flashgate.Errorf(flashgate.Unauthorized, "missing or bad admin token"))
 		return
 	}
-	if h, pattern := s.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		noRoute(w, r, h)
 		return
 	}

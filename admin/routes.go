@@ -14,6 +14,17 @@ import (
 type routeMux struct {
 	http.ServeMux
 	patterns []string
+	open     map[string]bool // patterns served without the admin token
+}
+
+// Open registers h for pattern, served without the admin token (probes,
+// scrapers, the console's files).
+func (m *routeMux) Open(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.HandleFunc(pattern, h)
+	if m.open == nil {
+		m.open = map[string]bool{}
+	}
+	m.open[pattern] = true
 }
 
 // Handle registers h for pattern.
@@ -28,10 +39,10 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 }
 
 // Routes returns every "METHOD /pattern" the admin listener answers,
-// sorted: those behind the token, and /healthz and /metrics, which need
-// none. docs/api.md lists the same, and a test holds the two together.
+// sorted, those behind the token and the open ones. docs/api.md lists the
+// same, and a test holds the two together.
 func (s *Server) Routes() []string {
-	out := append([]string{"GET /healthz", "GET /metrics"}, s.mux.patterns...)
+	out := append([]string(nil), s.mux.patterns...)
 	sort.Strings(out)
 	return out
 }

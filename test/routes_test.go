@@ -133,6 +133,17 @@ func TestWrongMethodIs405(t *testing.T) {
 	check(s.gw, s.token(1), gw)
 	check(s.admin, s.app.Config.AdminToken, s.app.Admin.Routes())
 
+	// The open routes of the admin listener need no token; the others do,
+	// before any 404 or 405.
+	for path, want := range map[string]int{"/healthz": 200, "/metrics": 200, "/admin/v1/activities": 401, "/admin/v1/nope": 401} {
+		if a := s.do("GET", s.admin+path, "", nil); a.Status != want {
+			t.Errorf("GET %s without a token: %d, want %d", path, a.Status, want)
+		}
+	}
+	if a := s.do("PUT", s.admin+"/admin/v1/activities", "", nil); a.Status != 401 {
+		t.Errorf("PUT /admin/v1/activities without a token: %d, want 401", a.Status)
+	}
+
 	// Unknown paths stay 404 on both.
 	for _, u := range []string{s.gw + "/api/v1/nope", s.admin + "/admin/v1/nope"} {
 		if a := s.do("GET", u, s.app.Config.AdminToken, nil); a.Status != 404 || a.code() != "not_found" {
