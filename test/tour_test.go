@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,7 +61,11 @@ type devProcess struct {
 func startDev(t *testing.T) *devProcess {
 	t.Helper()
 	d := &devProcess{dir: t.TempDir()}
-	build := exec.Command("go", "build", "-o", filepath.Join(d.dir, "bin", "flashgate"), "./cmd/flashgate")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	build := exec.Command(goBin, "build", "-o", filepath.Join(d.dir, "bin", "flashgate"), "./cmd/flashgate")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
