@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,20 +57,28 @@ type devProcess struct {
 	database          string
 }
 
-// startDev builds the binary and starts `flashgate dev` on free ports with
-// a prefix and database of the test's own, waiting for its banner.
-func startDev(t *testing.T) *devProcess {
+// buildBinary builds flashgate from the tree into dir/bin/flashgate, as
+// `make build` does, and returns dir.
+func buildBinary(t *testing.T) string {
 	t.Helper()
-	d := &devProcess{dir: t.TempDir()}
+	dir := t.TempDir()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	build := exec.Command(goBin, "build", "-o", filepath.Join(d.dir, "bin", "flashgate"), "./cmd/flashgate")
+	build := exec.Command(goBin, "build", "-o", filepath.Join(dir, "bin", "flashgate"), "./cmd/flashgate")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return dir
+}
+
+// startDev builds the binary and starts `flashgate dev` on free ports with
+// a prefix and database of the test's own, waiting for its banner.
+func startDev(t *testing.T) *devProcess {
+	t.Helper()
+	d := &devProcess{dir: buildBinary(t)}
 	dsn := testenv.Database(t)
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -192,5 +201,74 @@ func TestToursRunAsWritten(t *testing.T) {
 	id := regexp.MustCompile(`(?m)^([0-9A-Z]{26}-[0-9]+)$`).FindStringSubmatch(string(out))
 	if id == nil || !strings.Contains(string(out), `"order_id":"`+id[1]+`"`) {
 		t.Fatalf("the README's tour did not print its order id, or the duplicate named another\n%s", out)
+	}
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// TestFleetTourRunsAsWritten runs the local fleet of docs/operations.md (a
+// broker, migrate, two gateways, two workers and an admin, started by its
+// block), then the README's tour against it as that page says, then stops
+// the fleet: every process must exit 0. Only the ports, the database and
+// the prefix are the test's own, and `make build` is the test's build.
+func TestFleetTourRunsAsWritten(t *testing.T) {
+	fleet := shBlocks(t, "../docs/operations.md", "A local fleet")
+	tour := shBlocks(t, "../README.md", "A five-minute tour with curl")
+	dir := buildBinary(t)
+	dsn := testenv.Database(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]string{}
+	for _, p := range []string{"19092", "18080", "18180", "18081"} {
+		ports[p] = freePort(t)
+	}
+	for _, old := range []string{"make build\n", "flashgate_fleet", "FLASHGATE_REDIS_PREFIX=fleet", "19092", "18080", "18180", "18081"} {
+		if !strings.Contains(fleet, old) {
+			t.Fatalf("docs/operations.md's fleet block no longer has %q; update this test", old)
+		}
+	}
+	fleet = strings.NewReplacer("make build\n", "",
+		"flashgate_fleet", cfg.DBName, "FLASHGATE_REDIS_PREFIX=fleet", "FLASHGATE_REDIS_PREFIX="+testenv.Prefix(t),
+		"19092", ports["19092"], "18080", ports["18080"], "18180", ports["18180"], "18081", ports["18081"]).Replace(fleet)
+	gw, admin := "http://127.0.0.1:"+ports["18080"], "http://127.0.0.1:"+ports["18081"]
+	script := "set -e -o pipefail\n" + fleet +
+		// A reader waits until the fleet answers; so does the test.
+		"for _ in $(seq 1 300); do curl -fs " + gw + "/readyz >/dev/null && curl -fs " + admin + "/healthz >/dev/null && break; sleep 0.1; done\n" +
+		"GW=" + gw + " ADMIN=" + admin + " ADMIN_TOKEN=$FLASHGATE_ADMIN_TOKEN\n" + tour +
+		// Stop everything; every process must exit 0.
+		"for p in $(jobs -p); do kill $p; done\nfor p in $(jobs -p); do wait $p; done\necho fleet stopped\n"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bash := exec.CommandContext(ctx, "bash", "-s")
+	bash.Dir = dir
+	bash.Stdin = strings.NewReader(script)
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FLASHGATE_") {
+			env = append(env, kv)
+		}
+	}
+	bash.Env = append(env, "FLASHGATE_LOG_LEVEL=warn")
+	out, err := bash.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the fleet tour stopped: %v\n--- script\n%s\n--- output\n%s", err, script, out)
+	}
+	for _, want := range []string{`"code":"duplicate"`, `"stats":{"stock":100,"remaining":99`, "fleet stopped"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("the fleet tour's output lacks %s\n%s", want, out)
+		}
 	}
 }
