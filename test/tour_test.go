@@ -157,13 +157,14 @@ func (w *testLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestToursRunAsWritten runs the README's tour, then the payments tour, in
-// one bash, as a user pasting them would (but stopping at the first failing
+// TestToursRunAsWritten runs the README's tour, then the payments tour,
+// then the sale operations' tour, in one bash, as a user pasting them would (but stopping at the first failing
 // step), against a `flashgate dev` built from the tree; the answers the
 // tours promise must come, in order.
 func TestToursRunAsWritten(t *testing.T) {
 	script := "# README.md\n" + shBlocks(t, "../README.md", "A five-minute tour with curl") +
-		"# docs/payments.md\n" + shBlocks(t, "../docs/payments.md", "")
+		"# docs/payments.md\n" + shBlocks(t, "../docs/payments.md", "") +
+		"# docs/sale.md\n" + shBlocks(t, "../docs/sale.md", "")
 	d := startDev(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -187,6 +188,10 @@ func TestToursRunAsWritten(t *testing.T) {
 		`"refunded"`, `"refunded":1`,
 		`"balance":1000`, `"paid"`, `"balance":500`, `"refunded"`, `"balance":1000`,
 		`"code":"conflict"`,
+		// docs/sale.md
+		`"status":"draft"`, `"remaining":60,"stock":60`, `"status":"scheduled"`, `"status":"draft"`,
+		`"published_at"`, `"status":"live"`, `"status":"ended"`,
+		`"stats":{"stock":60,"remaining":60`, `"drift":0`,
 	}
 	rest := string(out)
 	for _, w := range want {
