@@ -17,7 +17,7 @@ tag="lo$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')x"
 export FLASHGATE_TEST_TAG=$tag
 
 if [ $# -eq 0 ]; then
-  set -- make --no-print-directory fuzz FUZZTIME=3s
+  set -- make --no-print-directory fuzz-targets FUZZTIME=3s
 fi
 echo "leftovers: running '$*' with FLASHGATE_TEST_TAG=$tag" >&2
 "$@"
