@@ -63,6 +63,14 @@ func New(db *mysql.DB, store *redis.Store, token string, log *slog.Logger, reg *
 	s.mux.HandleFunc("GET /admin/v1/items/{id}/stats", s.stats)
 	s.mux.HandleFunc("GET /admin/v1/items/{id}/live", s.live)
 	s.web = loadWeb()
+	// The console's files hold no data and no secret: open, like the probes.
+	for _, pattern := range []string{"GET /{$}", "GET /index.html", "GET /favicon.ico", "GET /static/{file...}"} {
+		s.mux.Open(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if !s.page(w, r) {
+				WriteError(w, flashgate.Errorf(flashgate.NotFound, "no such file"))
+			}
+		})
+	}
 	s.mountBlacklist()
 	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -97,9 +105,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
 	if s.mux.open[pattern] {
 		s.mux.ServeHTTP(w, r)
-		return
-	}
-	if s.page(w, r) {
 		return
 	}
 	if !s.authorized(r) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/flashgate/flashgate"
 )
@@ -42,7 +43,11 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 // sorted, those behind the token and the open ones. docs/api.md lists the
 // same, and a test holds the two together.
 func (s *Server) Routes() []string {
-	out := append([]string(nil), s.mux.patterns...)
+	out := make([]string, 0, len(s.mux.patterns))
+	for _, p := range s.mux.patterns {
+		// "GET /{$}" is "GET /" exactly, as docs/api.md writes it.
+		out = append(out, strings.TrimSuffix(p, "{$}"))
+	}
 	sort.Strings(out)
 	return out
 }
