@@ -164,7 +164,8 @@ func (w *testLog) Write(p []byte) (int, error) {
 func TestToursRunAsWritten(t *testing.T) {
 	script := "# README.md\n" + shBlocks(t, "../README.md", "A five-minute tour with curl") +
 		"# docs/payments.md\n" + shBlocks(t, "../docs/payments.md", "") +
-		"# docs/sale.md\n" + shBlocks(t, "../docs/sale.md", "")
+		"# docs/sale.md\n" + shBlocks(t, "../docs/sale.md", "") +
+		"# docs/pages.md\n" + shBlocks(t, "../docs/pages.md", "The captcha")
 	d := startDev(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -188,10 +189,13 @@ func TestToursRunAsWritten(t *testing.T) {
 		`"refunded"`, `"refunded":1`,
 		`"balance":1000`, `"paid"`, `"balance":500`, `"refunded"`, `"balance":1000`,
 		`"code":"conflict"`,
+		"method=alipay.trade.wap.pay", "alipay.trade.wap.pay", "method=alipay.trade.wap.pay.return",
 		// docs/sale.md
 		`"status":"draft"`, `"remaining":60,"stock":60`, `"status":"scheduled"`, `"status":"draft"`,
 		`"published_at"`, `"status":"live"`, `"status":"ended"`,
 		`"stats":{"stock":60,"remaining":60`, `"drift":0`,
+		// docs/pages.md: the path without a captcha, then with a wrong one
+		`"code":"forbidden"`, `"code":"forbidden"`,
 	}
 	rest := string(out)
 	for _, w := range want {
