@@ -172,12 +172,33 @@ func (c *CachedItem) knownEmpty(shard int) bool {
 // Redis with client-side caching (DoMultiCache) and dropped the moment Redis
 // pushes an invalidation of one of its keys, so that answering for a known
 // item costs no I/O.
+//
+// A refill is single-flight per item: the requests that find an item's
+// entry missing or expired while a refill of it is running wait for that
+// one instead of reading Redis themselves, so that the moment an item sells
+// out (its flag changes, every gateway drops the entry, and every request
+// wants it) costs each process one read, not one per request. The buyer
+// marks of a sold-out item are read once per process and kept across
+// refills while the item stays sold out.
 type ItemCache struct {
-	s     *Store
-	ttl   time.Duration
-	epoch atomic.Uint64
-	mu    sync.Mutex // serialises writers of m
-	m     atomic.Pointer[map[int64]*CachedItem]
+	s   *Store
+	ttl time.Duration
+	m   atomic.Pointer[map[int64]*CachedItem]
+
+	mu      sync.Mutex // serialises writers of m, and guards flights and holders
+	flights map[int64]*flight
+	holders map[int64]map[int64]string
+}
+
+// flight is one refill of an item in progress.
+type flight struct {
+	done chan struct{}
+	it   *CachedItem
+	err  error
+	// stale is set when an invalidation of the item arrived during the
+	// refill: what it read may be older than the change, so it is answered
+	// to the requests that waited for it but not kept.
+	stale bool
 }
 
 // maxCachedItems is the size past which unknown ids are no longer cached
@@ -185,7 +206,7 @@ type ItemCache struct {
 const maxCachedItems = 10000
 
 func newItemCache(s *Store, ttl time.Duration) *ItemCache {
-	c := &ItemCache{s: s, ttl: ttl}
+	c := &ItemCache{s: s, ttl: ttl, flights: map[int64]*flight{}, holders: map[int64]map[int64]string{}}
 	c.m.Store(&map[int64]*CachedItem{})
 	return c
 }
@@ -195,17 +216,67 @@ func (c *ItemCache) Get(ctx context.Context, id int64, now time.Time) (*CachedIt
 	if it := (*c.m.Load())[id]; it != nil && now.UnixNano() < it.until {
 		return it, nil
 	}
-	return c.fetch(ctx, id, now)
+	c.mu.Lock()
+	if it := (*c.m.Load())[id]; it != nil && now.UnixNano() < it.until {
+		c.mu.Unlock()
+		return it, nil
+	}
+	if f := c.flights[id]; f != nil {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.it, f.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read item %d: %w", id, ctx.Err())
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[id] = f
+	c.mu.Unlock()
+
+	f.it, f.err = c.fetch(ctx, id, now)
+
+	c.mu.Lock()
+	if c.flights[id] == f {
+		delete(c.flights, id)
+	}
+	if f.err == nil && !f.stale {
+		c.keep(id, f.it, now)
+	}
+	c.mu.Unlock()
+	close(f.done)
+	return f.it, f.err
+}
+
+// keep stores a refilled entry; c.mu is held.
+func (c *ItemCache) keep(id int64, it *CachedItem, now time.Time) {
+	if it.SoldOut && it.holders != nil {
+		c.holders[id] = it.holders
+	} else {
+		delete(c.holders, id)
+	}
+	old := *c.m.Load()
+	if len(old) >= maxCachedItems && it.Missing {
+		return
+	}
+	m := make(map[int64]*CachedItem, len(old)+1)
+	for k, v := range old {
+		if now.UnixNano() < v.until {
+			m[k] = v
+		}
+	}
+	m[id] = it
+	c.m.Store(&m)
 }
 
 func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*CachedItem, error) {
-	epoch := c.epoch.Load()
 	s := c.s
+	ttl := c.ttl
 	res := s.c.DoMultiCache(ctx,
 		rueidis.CT(s.c.B().Get().Key(s.itemKey(id)).Cache(), c.ttl),
 		rueidis.CT(s.c.B().Get().Key(s.soldOutKey(id)).Cache(), c.ttl),
 	)
-	it := &CachedItem{until: now.Add(c.ttl).UnixNano()}
+	it := &CachedItem{until: now.Add(ttl).UnixNano()}
 	meta, err := res[0].ToString()
 	switch {
 	case rueidis.IsRedisNil(err):
@@ -235,41 +306,36 @@ func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*Cached
 		it.SoldOut = so == "1"
 	}
 	if it.SoldOut && !it.Missing && it.Stock <= maxHolders {
-		if it.holders, err = c.s.holders(ctx, id, it.Shards); err != nil {
-			return nil, err
+		c.mu.Lock()
+		h, ok := c.holders[id]
+		c.mu.Unlock()
+		if !ok {
+			// Read once per sold-out spell (keep stores them): no unit
+			// can be taken while every shard is empty, so the marks stay
+			// as they are until a unit comes back, which clears the flag
+			// and, with its invalidation, this copy.
+			if h, err = c.s.holders(ctx, id, it.Shards); err != nil {
+				return nil, err
+			}
 		}
+		it.holders = h
 	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.epoch.Load() != epoch {
-		// An invalidation arrived while we read: what we read may be stale,
-		// so answer with it once but do not keep it.
-		return it, nil
-	}
-	old := *c.m.Load()
-	if len(old) >= maxCachedItems && it.Missing {
-		return it, nil
-	}
-	m := make(map[int64]*CachedItem, len(old)+1)
-	for k, v := range old {
-		if now.UnixNano() < v.until {
-			m[k] = v
-		}
-	}
-	m[id] = it
-	c.m.Store(&m)
 	return it, nil
 }
 
 // invalidate is rueidis's OnInvalidations hook: it drops the entries whose
 // keys changed, or every entry when keys is nil (a reconnect flushed the
-// client-side cache).
+// client-side cache), and marks the refills of those items in progress as
+// stale.
 func (c *ItemCache) invalidate(keys []rueidis.RedisMessage) {
-	c.epoch.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if keys == nil {
+		for id, f := range c.flights {
+			f.stale = true
+			delete(c.flights, id)
+		}
+		clear(c.holders)
 		c.m.Store(&map[int64]*CachedItem{})
 		return
 	}
@@ -282,10 +348,17 @@ func (c *ItemCache) invalidate(keys []rueidis.RedisMessage) {
 			continue
 		}
 		idPart, _, _ := strings.Cut(key[len(prefix):], ":")
-		if id, err := strconv.ParseInt(idPart, 10, 64); err == nil {
-			if _, ok := old[id]; ok {
-				drop = append(drop, id)
-			}
+		id, err := strconv.ParseInt(idPart, 10, 64)
+		if err != nil {
+			continue
+		}
+		if f := c.flights[id]; f != nil {
+			f.stale = true
+			delete(c.flights, id)
+		}
+		delete(c.holders, id)
+		if _, ok := old[id]; ok {
+			drop = append(drop, id)
 		}
 	}
 	if len(drop) == 0 {

@@ -1,0 +1,173 @@
+package redis_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// openAt opens a store on a private redis-server.
+func openAt(t testing.TB, addr string, o redis.Options) *redis.Store {
+	t.Helper()
+	o.Addrs, o.Prefix = []string{addr}, "fgtest"
+	s, err := redis.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// commandStats returns the calls per command of INFO commandstats.
+func commandStats(t testing.TB, c rueidis.Client) map[string]int64 {
+	t.Helper()
+	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		n, _ := strconv.ParseInt(calls, 10, 64)
+		out[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return out
+}
+
+func total(m map[string]int64) (n int64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// soldOutItem publishes an item of stock units over shards, every unit held
+// by a buyer (user i holds order "o<i>"), its shards empty.
+func soldOutItem(t testing.TB, s *redis.Store, id int64, stock int64, shards int) *flashgate.Item {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	it := &flashgate.Item{ID: id, ActivityID: 1, Name: "x", Price: 990, Stock: stock, Shards: shards,
+		StartAt: now.Add(-time.Hour), EndAt: now.Add(time.Hour)}
+	if err := s.PutItem(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Client()
+	for sh := 0; sh < shards; sh++ {
+		if _, err := s.Preload(ctx, id, sh, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for u := int64(1); u <= stock; u++ {
+		sh := flashgate.HomeShard(u, shards)
+		key := s.Prefix() + ":{i" + strconv.FormatInt(id, 10) + ":" + strconv.Itoa(sh) + "}:buyers"
+		if err := c.Do(ctx, c.B().Hset().Key(key).FieldValue().FieldValue(strconv.FormatInt(u, 10), "o"+strconv.FormatInt(u, 10)).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return it
+}
+
+// TestSoldOutRefillIsSingleFlight raises the sold-out flag of an item whose
+// state every one of many concurrent requests wants at that moment, while
+// another item's keys keep changing: the item's state must be read from
+// Redis once per process (its buyer marks once, not once per request), and
+// not again when the entry later expires while the item stays sold out.
+func TestSoldOutRefillIsSingleFlight(t *testing.T) {
+	addr := testenv.StartRedisServer(t, nil).Addr
+	s := openAt(t, addr, redis.Options{CacheTTL: 10 * time.Second})
+	ctx := context.Background()
+	const shards, stock = 8, 4000
+	soldOutItem(t, s, 1, stock, shards)
+	other := soldOutItem(t, s, 2, 10, 1)
+	if err := s.SetSoldOut(ctx, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := s.Items().Get(ctx, 1, time.Now()); err != nil || it.SoldOut {
+		t.Fatalf("warm the cache: %+v %v", it, err)
+	}
+	if _, err := s.Items().Get(ctx, other.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	admin := s.Client()
+	if err := admin.Do(ctx, admin.B().ConfigResetstat().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another item's sold-out flag flips all along: its invalidations must
+	// not make this item's refills be thrown away.
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	churn.Add(1)
+	go func() {
+		defer churn.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.SetSoldOut(ctx, other.ID, i%2 == 0)
+		}
+	}()
+
+	if err := s.SetSoldOut(ctx, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	const requests = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, requests)
+	for r := 0; r < requests; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := int64(r + 1)
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				it, err := s.Items().Get(ctx, 1, time.Now())
+				if err != nil {
+					errs <- err
+					return
+				}
+				if it.SoldOut {
+					if order, ok := it.Holder(user); !ok || order != "o"+strconv.FormatInt(user, 10) {
+						t.Errorf("user %d: holder %q %v", user, order, ok)
+					}
+					return
+				}
+			}
+			t.Errorf("user %d never saw the item sold out", user)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The entry expires while the item stays sold out: refilled, but its
+	// buyer marks are not read again.
+	if it, err := s.Items().Get(ctx, 1, time.Now().Add(time.Minute)); err != nil || !it.SoldOut {
+		t.Fatalf("refill after expiry: %+v %v", it, err)
+	}
+	close(stop)
+	churn.Wait()
+
+	stats := commandStats(t, admin)
+	t.Logf("commands during %d concurrent requests at sold-out: %d (%v)", requests, total(stats)-stats["set"]-stats["del"], stats)
+	if got := stats["hgetall"]; got != shards {
+		t.Errorf("buyer marks read with %d HGETALL, want %d (one per shard, once)", got, shards)
+	}
+}
