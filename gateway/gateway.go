@@ -630,6 +630,14 @@ func (g *Gateway) readyz(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "redis unreachable"))
 		return
 	}
+	if err := g.store.Writable(rctx); err != nil {
+		msg := "redis refuses writes: buys cannot be taken"
+		if redis.IsOOM(err) {
+			msg = "redis is out of memory (maxmemory reached, noeviction): buys cannot be taken; sold-out and duplicate answers still work"
+		}
+		writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "%s", msg))
+		return
+	}
 	if g.cfg.KafkaReady != nil {
 		if err := g.cfg.KafkaReady(rctx); err != nil {
 			writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "kafka unreachable"))

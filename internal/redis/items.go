@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -205,6 +206,10 @@ type flight struct {
 // (a flood of made-up ids must not grow the map without bound).
 const maxCachedItems = 10000
 
+// uncachedTTL is how long an entry read without client-side caching (see
+// fetch) is trusted: no invalidation will come for it.
+const uncachedTTL = 500 * time.Millisecond
+
 func newItemCache(s *Store, ttl time.Duration) *ItemCache {
 	c := &ItemCache{s: s, ttl: ttl, flights: map[int64]*flight{}, holders: map[int64]map[int64]string{}}
 	c.m.Store(&map[int64]*CachedItem{})
@@ -276,6 +281,17 @@ func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*Cached
 		rueidis.CT(s.c.B().Get().Key(s.itemKey(id)).Cache(), c.ttl),
 		rueidis.CT(s.c.B().Get().Key(s.soldOutKey(id)).Cache(), c.ttl),
 	)
+	if IsOOM(res[0].Error()) || IsOOM(res[1].Error()) {
+		// A full Redis (maxmemory, noeviction) refuses the MULTI that
+		// client-side caching wraps its reads in, but still answers plain
+		// reads: read without tracking, and trust the answer briefly, as
+		// no invalidation will come for it.
+		res = s.c.DoMulti(ctx,
+			s.c.B().Get().Key(s.itemKey(id)).Build(),
+			s.c.B().Get().Key(s.soldOutKey(id)).Build(),
+		)
+		ttl = min(ttl, uncachedTTL)
+	}
 	it := &CachedItem{until: now.Add(ttl).UnixNano()}
 	meta, err := res[0].ToString()
 	switch {
@@ -321,6 +337,13 @@ func (c *ItemCache) fetch(ctx context.Context, id int64, now time.Time) (*Cached
 		it.holders = h
 	}
 	return it, nil
+}
+
+// IsOOM reports whether err is Redis refusing a command for lack of memory
+// (maxmemory reached under the noeviction policy).
+func IsOOM(err error) bool {
+	var re *rueidis.RedisError
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "OOM")
 }
 
 // invalidate is rueidis's OnInvalidations hook: it drops the entries whose

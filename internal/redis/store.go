@@ -139,6 +139,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.c.Do(ctx, s.c.B().Ping().Build()).Error()
 }
 
+// Writable checks that Redis takes writes: a Redis that answers PING may
+// still refuse every write when it is full (maxmemory under noeviction), and
+// then no buy can be taken. It writes a short-lived key of the prefix.
+func (s *Store) Writable(ctx context.Context) error {
+	return s.c.Do(ctx, s.c.B().Set().Key(s.prefix+":readyz").Value("1").Px(10*time.Second).Build()).Error()
+}
+
 func (s *Store) shardKey(item int64, shard int, name string) string {
 	k := s.keysOf(item, shard)
 	switch name {

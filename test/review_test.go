@@ -1,0 +1,63 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate/internal/config"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// TestRedisFull: when Redis is full (maxmemory reached, noeviction) and a
+// gateway must refill an item's state (here after its connections were
+// dropped, which empties its client-side cache), sold-out and duplicate
+// answers keep coming from reads, and /readyz says what is wrong.
+func TestRedisFull(t *testing.T) {
+	addr := testenv.StartRedisServer(t, nil, "maxmemory-policy noeviction").Addr
+	s := start(t, func(c *config.Config) { c.RedisAddrs = []string{addr} })
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 2, "shards": 1})
+	order := s.buy(item, s.token(1)).str("order_id")
+	if a := s.buy(item, s.token(2)); a.Status != 202 {
+		t.Fatalf("buy: %s", a.Raw)
+	}
+	if a := s.buy(item, s.token(3)); a.Status != 410 {
+		t.Fatalf("buy of a sold-out item: %d %s", a.Status, a.Raw)
+	}
+	s.settle(item)
+
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for _, cmd := range []rueidis.Completed{
+		c.B().ConfigSet().ParameterValue().ParameterValue("maxmemory", "1").Build(),
+		c.B().ClientKill().TypeNormal().Build(),
+	} {
+		if err := c.Do(ctx, cmd).Error(); err != nil && !rueidis.IsRedisNil(err) {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Do(ctx, c.B().Set().Key("probe").Value("x").Build()).Error(); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+		t.Fatalf("redis should refuse writes now: %v", err)
+	}
+
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if a := s.buy(item, s.token(1)); a.Status != 409 || a.str("order_id") != order {
+			return fmt.Errorf("holder's retry while Redis is full: %d %s", a.Status, a.Raw)
+		}
+		return nil
+	})
+	if a := s.buy(item, s.token(4)); a.Status != 410 {
+		t.Fatalf("buy of a sold-out item while Redis is full: %d %s", a.Status, a.Raw)
+	}
+	if a := s.do("GET", s.gw+"/readyz", "", nil); a.Status != 503 || !strings.Contains(a.str("message"), "memory") {
+		t.Fatalf("readyz while Redis is full: %d %s", a.Status, a.Raw)
+	}
+}
