@@ -169,6 +169,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 		// Only the roles that use the secret have one (config); the others
 		// get no signer rather than one keyed with nothing.
 		a.Signer = auth.NewSigner([]byte(cfg.AuthSecret))
+		a.Signer.SetMaxLifetime(cfg.TokenMaxTTL)
 	}
 	if err := a.newPayments(cfg, log, reg); err != nil {
 		return nil, err

@@ -26,7 +26,18 @@ var (
 	ErrSignature  = errors.New("bad token signature")
 	ErrExpired    = errors.New("token expired")
 	ErrBadSubject = errors.New("token subject is not a positive user id")
+	ErrNotYet     = errors.New("token not valid yet (nbf)")
+	ErrLifetime   = errors.New("token lifetime exceeds the maximum")
+	ErrCritical   = errors.New("token header has a crit member")
 )
+
+// DefaultMaxLifetime is the longest a token may be valid for unless
+// SetMaxLifetime says otherwise: a leaked token must not work for years.
+const DefaultMaxLifetime = 24 * time.Hour
+
+// nbfLeeway is how early a token may be used before its nbf, for the
+// clocks of the minting and verifying hosts.
+const nbfLeeway = 30
 
 // MinSecretLen is the shortest secret accepted outside dev mode.
 const MinSecretLen = 32
@@ -44,16 +55,23 @@ type macState struct {
 // Signer mints and verifies tokens with one HS256 secret. It is safe for
 // concurrent use.
 type Signer struct {
-	secret []byte
-	macs   sync.Pool
+	secret      []byte
+	macs        sync.Pool
+	maxLifetime int64 // seconds; 0: no maximum
 }
 
-// NewSigner returns a Signer for secret.
+// NewSigner returns a Signer for secret that refuses tokens valid for
+// longer than DefaultMaxLifetime.
 func NewSigner(secret []byte) *Signer {
-	s := &Signer{secret: append([]byte(nil), secret...)}
+	s := &Signer{secret: append([]byte(nil), secret...), maxLifetime: int64(DefaultMaxLifetime / time.Second)}
 	s.macs.New = func() any { return &macState{mac: hmac.New(sha256.New, s.secret)} }
 	return s
 }
+
+// SetMaxLifetime sets the longest a token may be valid for: Verify refuses
+// one whose exp is further than d from its iat, or from now. 0 turns the
+// check off. Call it before the Signer is used.
+func (s *Signer) SetMaxLifetime(d time.Duration) { s.maxLifetime = int64(d / time.Second) }
 
 var b64 = base64.RawURLEncoding
 
@@ -118,14 +136,21 @@ func (s *Signer) Verify(token []byte, now time.Time) (int64, error) {
 	if err != nil {
 		return 0, ErrMalformed
 	}
-	sub, exp, err := parseClaims(buf[:n])
+	c, err := parseClaims(buf[:n])
 	if err != nil {
 		return 0, err
 	}
-	if now.Unix() >= exp {
+	t := now.Unix()
+	if t >= c.exp {
 		return 0, ErrExpired
 	}
-	return sub, nil
+	if c.hasNbf && t+nbfLeeway < c.nbf {
+		return 0, ErrNotYet
+	}
+	if max := s.maxLifetime; max > 0 && (c.exp-t > max || (c.hasIat && c.exp-c.iat > max)) {
+		return 0, ErrLifetime
+	}
+	return c.sub, nil
 }
 
 func indexByte(b []byte, c byte) int {
@@ -138,10 +163,13 @@ func indexByte(b []byte, c byte) int {
 }
 
 // checkHeader accepts a JSON object whose "alg" is "HS256" and whose "typ", if
-// present, is "JWT". Any other member is ignored, as RFC 7515 allows.
+// present, is "JWT". A "crit" member is refused: it lists extensions the
+// verifier must understand (RFC 7515 §4.1.11), and we understand none; a key
+// written with escapes is refused too, so that no "crit" hides behind one.
+// Any other member is ignored, as RFC 7515 allows.
 func checkHeader(h []byte) error {
 	alg := false
-	sc := scanner{p: h}
+	sc := scanner{p: h, all: true}
 	for {
 		key, val, isString, ok, err := sc.next()
 		if err != nil {
@@ -150,7 +178,12 @@ func checkHeader(h []byte) error {
 		if !ok {
 			break
 		}
+		if indexByte(key, '\\') >= 0 {
+			return ErrMalformed
+		}
 		switch string(key) {
+		case "crit":
+			return ErrCritical
 		case "alg":
 			if !isString || val == nil || string(val) != "HS256" {
 				return ErrAlgorithm
@@ -168,15 +201,22 @@ func checkHeader(h []byte) error {
 	return nil
 }
 
-// parseClaims extracts sub (a decimal positive int64 string) and exp (a JSON
-// number of seconds) from the claims object.
-func parseClaims(p []byte) (sub, exp int64, err error) {
+// claims are the members of a token's claims that Verify checks.
+type claims struct {
+	sub, exp, nbf, iat int64
+	hasNbf, hasIat     bool
+}
+
+// parseClaims extracts sub (a decimal positive int64 string), exp (required)
+// and nbf and iat (optional; JSON numbers of seconds) from the claims
+// object.
+func parseClaims(p []byte) (c claims, err error) {
 	haveExp := false
 	sc := scanner{p: p}
 	for {
 		key, val, isString, ok, err := sc.next()
 		if err != nil {
-			return 0, 0, err
+			return claims{}, err
 		}
 		if !ok {
 			break
@@ -185,24 +225,34 @@ func parseClaims(p []byte) (sub, exp int64, err error) {
 		case "sub":
 			v, ok := parsePositive(val)
 			if !isString || !ok {
-				return 0, 0, ErrBadSubject
+				return claims{}, ErrBadSubject
 			}
-			sub = v
-		case "exp":
+			c.sub = v
+		case "exp", "nbf", "iat":
+			if key[0] != 'e' && !isString && string(val) == "null" {
+				continue // an optional claim written as null is absent
+			}
 			v, ok := parseNumericDate(val)
 			if isString || !ok {
-				return 0, 0, ErrMalformed
+				return claims{}, ErrMalformed
 			}
-			exp, haveExp = v, true
+			switch key[0] {
+			case 'e':
+				c.exp, haveExp = v, true
+			case 'n':
+				c.nbf, c.hasNbf = v, true
+			default:
+				c.iat, c.hasIat = v, true
+			}
 		}
 	}
-	if sub == 0 {
-		return 0, 0, ErrBadSubject
+	if c.sub == 0 {
+		return claims{}, ErrBadSubject
 	}
 	if !haveExp {
-		return 0, 0, ErrMalformed
+		return claims{}, ErrMalformed
 	}
-	return sub, exp, nil
+	return c, nil
 }
 
 func parsePositive(b []byte) (int64, bool) {
@@ -249,12 +299,14 @@ func parseNumericDate(b []byte) (int64, bool) {
 // scanner walks a flat JSON object member by member without allocating:
 // strings come without their quotes (nil when they hold a backslash, which
 // no member we read may), other scalars as written; nested arrays and
-// objects, and members with escaped keys, are skipped whole.
+// objects, and members with escaped keys, are skipped whole unless all is
+// set (then a nested value comes as written, and a key with its escapes).
 type scanner struct {
 	p       []byte
 	i       int
 	started bool
 	done    bool
+	all     bool
 }
 
 // next returns the next member; ok is false after the last one.
@@ -288,7 +340,7 @@ func (sc *scanner) next() (key, val []byte, isString, ok bool, err error) {
 		if i >= len(p) {
 			return nil, nil, false, false, ErrMalformed
 		}
-		skip := escaped
+		skip := escaped && !sc.all
 		switch c := p[i]; {
 		case c == '"':
 			var valEscaped bool
@@ -304,7 +356,7 @@ func (sc *scanner) next() (key, val []byte, isString, ok bool, err error) {
 			if next, good = skipNested(p, i); !good {
 				return nil, nil, false, false, ErrMalformed
 			}
-			skip = true
+			val, isString, skip = p[i:next], false, !sc.all
 		default:
 			start := i
 			for i < len(p) && p[i] != ',' && p[i] != '}' && p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r' {

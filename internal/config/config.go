@@ -75,6 +75,8 @@ type Config struct {
 	WorkerConsumers int
 	RelayAfter      time.Duration
 	ArchiveAfter    time.Duration
+
+	TokenMaxTTL time.Duration
 	WorkerAddr      string
 
 	// Ack is when a buy answers 202 (contract §14): AckRedis once the
@@ -368,6 +370,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	if c.Ack = r.str("FLASHGATE_ACK"); c.Ack != AckRedis && c.Ack != AckKafka {
 		r.bad("FLASHGATE_ACK", "%q is not redis or kafka", c.Ack)
 	}
+	c.TokenMaxTTL = r.duration("FLASHGATE_TOKEN_MAX_TTL")
 	return c, errors.Join(r.errs...)
 }
 
