@@ -1,6 +1,7 @@
 -- credit: add the units of a transfer to the target shard, once per transfer id.
 -- KEYS[1] stock   string: units left in the target shard
--- KEYS[2] xin     zset: transfer id -> ms when credited (trimmed after an hour)
+-- KEYS[2] xin     zset: transfer id -> ms when credited (trimmed after an hour
+--                 once the transfer is no longer logged in its donor)
 -- KEYS[3] ep      hash: the fence (fence.lua is prefixed)
 -- ARGV[1] transfer id, ARGV[2] units, ARGV[3] now (unix ms)
 -- Reply: 1 credited, 0 already credited before (nothing changed)

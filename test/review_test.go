@@ -61,3 +61,39 @@ func TestRedisFull(t *testing.T) {
 		t.Fatalf("readyz while Redis is full: %d %s", a.Status, a.Raw)
 	}
 }
+
+// TestReconcilerLongUnackedTransfer: a borrower took units from a donor
+// shard and credited them to its own two hours ago, but the ack (dropping
+// the donor's log entry) failed all along. The reconciler finishes the
+// transfer without crediting it a second time, however old the credit.
+func TestReconcilerLongUnackedTransfer(t *testing.T) {
+	s := start(t, nil)
+	ctx := context.Background()
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 8, "shards": 2})
+	store := s.app.Store
+	long := time.Now().Add(-2 * time.Hour)
+	taken, _, err := store.Take(ctx, item, 1, 0, "slow-ack", 0, long)
+	if err != nil || taken != 2 {
+		t.Fatalf("take: %d %v", taken, err)
+	}
+	if ok, err := store.Credit(ctx, item, 0, "slow-ack", taken, long); err != nil || !ok {
+		t.Fatalf("credit: %v %v", ok, err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		xs, err := store.Transfers(ctx, item, 1)
+		if err != nil || len(xs) != 0 {
+			return fmt.Errorf("transfer still logged: %+v %v", xs, err)
+		}
+		return nil
+	})
+	c := store.Client()
+	for shard, want := range []int64{6, 2} {
+		key := s.app.Config.RedisPrefix + fmt.Sprintf(":{i%d:%d}:stock", item, shard)
+		if n, err := c.Do(ctx, c.B().Get().Key(key).Build()).AsInt64(); err != nil || n != want {
+			t.Errorf("shard %d holds %d (%v), want %d", shard, n, err, want)
+		}
+	}
+	if st := s.stats(item); st.Remaining != 8 {
+		t.Fatalf("remaining after the reconciler: %+v", st)
+	}
+}

@@ -447,12 +447,27 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
+		// Every transfer still logged in a donor, read before any credit
+		// record is trimmed: a credit record lives as long as its
+		// transfer can be replayed, however long its ack takes, so that
+		// the transfer is never credited twice.
+		logged := map[string]bool{}
+		xss := make([][]redis.Transfer, it.Shards)
 		for shard := 0; shard < it.Shards; shard++ {
 			xs, err := w.store.Transfers(ctx, id, shard)
 			if err != nil {
 				errs = append(errs, err)
+				logged = nil // unknown: trim nothing this round
 				continue
 			}
+			xss[shard] = xs
+			for _, x := range xs {
+				if logged != nil {
+					logged[x.ID] = true
+				}
+			}
+		}
+		for shard, xs := range xss {
 			for _, x := range xs {
 				if now.Sub(x.TakenAt) < w.cfg.TransferAfter {
 					continue
@@ -467,7 +482,9 @@ func (w *Worker) Reconcile(ctx context.Context) error {
 				}
 				w.m.settled.Inc()
 			}
-			if err := w.store.TrimCredits(ctx, id, shard, now.Add(-time.Hour)); err != nil {
+		}
+		for shard := 0; shard < it.Shards && logged != nil; shard++ {
+			if err := w.store.TrimCredits(ctx, id, shard, now.Add(-time.Hour), logged); err != nil {
 				errs = append(errs, err)
 			}
 		}

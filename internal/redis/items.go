@@ -494,10 +494,32 @@ func (s *Store) Transfers(ctx context.Context, item int64, shard int) ([]Transfe
 	return out, nil
 }
 
-// TrimCredits forgets transfer ids credited to a shard before cutoff.
-func (s *Store) TrimCredits(ctx context.Context, item int64, shard int, cutoff time.Time) error {
-	cmd := s.c.B().Zremrangebyscore().Key(s.shardKey(item, shard, "xin")).Min("-inf").Max(strconv.FormatInt(cutoff.UnixMilli(), 10)).Build()
-	if err := s.c.Do(ctx, cmd).Error(); err != nil {
+// TrimCredits forgets the transfer ids credited to a shard before cutoff,
+// except those in keep: the transfers still logged in a donor shard, which
+// the reconciler may credit again and whose record must then still be there.
+func (s *Store) TrimCredits(ctx context.Context, item int64, shard int, cutoff time.Time, keep map[string]bool) error {
+	key := s.shardKey(item, shard, "xin")
+	max := strconv.FormatInt(cutoff.UnixMilli(), 10)
+	if len(keep) == 0 {
+		if err := s.c.Do(ctx, s.c.B().Zremrangebyscore().Key(key).Min("-inf").Max(max).Build()).Error(); err != nil {
+			return fmt.Errorf("trim credits: %w", err)
+		}
+		return nil
+	}
+	ids, err := s.c.Do(ctx, s.c.B().Zrange().Key(key).Min("-inf").Max(max).Byscore().Build()).AsStrSlice()
+	if err != nil {
+		return fmt.Errorf("trim credits: %w", err)
+	}
+	old := ids[:0]
+	for _, id := range ids {
+		if !keep[id] {
+			old = append(old, id)
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	if err := s.c.Do(ctx, s.c.B().Zrem().Key(key).Member(old...).Build()).Error(); err != nil {
 		return fmt.Errorf("trim credits: %w", err)
 	}
 	return nil
