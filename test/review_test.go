@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,4 +97,53 @@ func TestReconcilerLongUnackedTransfer(t *testing.T) {
 	if st := s.stats(item); st.Remaining != 8 {
 		t.Fatalf("remaining after the reconciler: %+v", st)
 	}
+}
+
+// TestStockGuardRefusesOnlyExcess: when Redis holds more units than MySQL
+// (here two made-up units added to the shard), the MySQL stock guard
+// refuses only the reservations beyond the stock, records them as
+// cancelled, and clears their buyers' marks so that they are not told
+// duplicate (with a cancelled order) forever.
+func TestStockGuardRefusesOnlyExcess(t *testing.T) {
+	s := start(t, func(c *config.Config) { c.WorkerConsumers = 1 })
+	ctx := context.Background()
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 3, "shards": 1})
+	c := s.app.Store.Client()
+	stock := s.app.Config.RedisPrefix + fmt.Sprintf(":{i%d:0}:stock", item)
+	if err := c.Do(ctx, c.B().Incrby().Key(stock).Increment(2).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for u := int64(1); u <= 5; u++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a := s.buy(item, s.token(u)); a.Status != 202 {
+				t.Errorf("buy of user %d: %d %s", u, a.Status, a.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	var st stats
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if st = s.stats(item); st.Orders != 5 {
+			return fmt.Errorf("orders: %+v", st)
+		}
+		return nil
+	})
+	if st.Unpaid != 3 || st.Cancelled != 2 {
+		t.Fatalf("the guard must refuse only the 2 units beyond stock: %+v", st)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		dup := 0
+		for u := int64(1); u <= 5; u++ {
+			if a := s.buy(item, s.token(u)); a.Status == 409 {
+				dup++
+			}
+		}
+		if dup != 3 {
+			return fmt.Errorf("%d users told duplicate, want the 3 holding a live order", dup)
+		}
+		return nil
+	})
 }

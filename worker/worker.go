@@ -294,6 +294,7 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 			w.m.written.WithLabelValues("guarded").Add(float64(res.Guarded))
 			if res.Guarded > 0 {
 				w.log.Error("MySQL stock guard refused reservations: Redis stock exceeded MySQL stock", "orders", res.Guarded)
+				w.unmark(ctx, stop, res.GuardedOrders)
 			}
 			break
 		}
@@ -318,6 +319,25 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 		}
 	}
 	w.settle(ctx, rs)
+}
+
+// unmark clears the duplicate marks of reservations the stock guard refused
+// (stored cancelled), so that their buyers are not told duplicate with a
+// cancelled order. It retries until Redis takes it or the worker stops.
+func (w *Worker) unmark(ctx, stop context.Context, rs []flashgate.Reservation) {
+	for _, r := range rs {
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			_, err := w.store.Unmark(ctx, r.ItemID, r.Shard, r.UserID, r.OrderID)
+			if err == nil {
+				break
+			}
+			w.m.errors.WithLabelValues("unmark").Inc()
+			w.log.Warn("clear buyer mark of a guarded order; retrying", "order", r.OrderID, "err", err)
+			if !sleep(stop, backoff) {
+				return
+			}
+		}
+	}
 }
 
 // settle clears the outbox entries of written reservations. A failure only

@@ -20,6 +20,10 @@ type WriteResult struct {
 	Replayed  int // reservations whose row already existed
 	Conflicts int // reservations refused by the one-live-order rule, stored cancelled
 	Guarded   int // reservations refused by the MySQL stock guard, stored cancelled
+	// GuardedOrders are the reservations refused by the stock guard in
+	// this call: their buyers' duplicate marks are to be cleared (their
+	// units never existed, so they are not returned to stock).
+	GuardedOrders []flashgate.Reservation
 }
 
 // WriteReservations turns reservations into order rows in one transaction:
@@ -47,12 +51,9 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 			for _, item := range items {
 				batch := byItem[item]
 				if guarded[item] {
-					n, err := insertOrders(ctx, tx, batch, flashgate.OrderCancelled, true)
-					if err != nil {
+					if err := writeGuarded(ctx, tx, item, batch, &res); err != nil {
 						return err
 					}
-					res.Guarded += n
-					res.Replayed += len(batch) - n
 					continue
 				}
 				n, err := insertOrders(ctx, tx, batch, flashgate.OrderUnpaid, false)
@@ -98,6 +99,62 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 		}
 		return res, nil
 	}
+}
+
+// writeGuarded writes an item's batch after the stock guard refused it as a
+// whole: under the item's row lock it accepts the oldest new reservations
+// up to the stock left, stores the rest cancelled (restocked: their units
+// never existed in MySQL's count) and lists them in res.GuardedOrders.
+func writeGuarded(ctx context.Context, tx *sqlx.Tx, item int64, batch []flashgate.Reservation, res *WriteResult) error {
+	var left int
+	if err := tx.GetContext(ctx, &left, "SELECT stock_left FROM seckill_item WHERE id = ? FOR UPDATE", item); err != nil {
+		return fmt.Errorf("lock item %d: %w", item, err)
+	}
+	fresh, err := missingOrders(ctx, tx, batch)
+	if err != nil {
+		return err
+	}
+	res.Replayed += len(batch) - len(fresh)
+	// Order ids sort by time: the first come are served.
+	sort.Slice(fresh, func(i, j int) bool { return fresh[i].OrderID < fresh[j].OrderID })
+	for len(fresh) > 0 && left > 0 {
+		take := fresh[:min(left, len(fresh))]
+		fresh = fresh[len(take):]
+		n, err := insertOrders(ctx, tx, take, flashgate.OrderUnpaid, false)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			if _, err := tx.ExecContext(ctx, "UPDATE seckill_item SET stock_left = stock_left - ? WHERE id = ?", n, item); err != nil {
+				return fmt.Errorf("decrement stock of item %d: %w", item, err)
+			}
+		}
+		res.Inserted += n
+		left -= n
+		if n < len(take) {
+			// Refused by the one-live-order rule: stored cancelled, and
+			// their places go to the next in line.
+			conflicts, err := missingOrders(ctx, tx, take)
+			if err != nil {
+				return err
+			}
+			k, err := insertOrders(ctx, tx, conflicts, flashgate.OrderCancelled, false)
+			if err != nil {
+				return err
+			}
+			res.Conflicts += k
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	n, err := insertOrders(ctx, tx, fresh, flashgate.OrderCancelled, true)
+	if err != nil {
+		return err
+	}
+	res.Guarded += n
+	res.GuardedOrders = append(res.GuardedOrders, fresh...)
+	return nil
 }
 
 type guardError struct{ item int64 }

@@ -332,6 +332,18 @@ func (s *Store) Release(ctx context.Context, item int64, shard int, userID int64
 	return n == 1, nil
 }
 
+// Unmark runs release.lua without returning a unit: it clears the user's
+// duplicate mark if it still names orderID, so that the user may buy again
+// after the MySQL stock guard refused the order (whose unit never existed).
+func (s *Store) Unmark(ctx context.Context, item int64, shard int, userID int64, orderID string) (bool, error) {
+	keys := []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "buyers"), s.shardKey(item, shard, "ep")}
+	n, err := s.exec(ctx, s.release, keys, []string{strconv.FormatInt(userID, 10), orderID, "0"}).AsInt64()
+	if err != nil {
+		return false, fmt.Errorf("clear buyer mark: %w", fenced(err))
+	}
+	return n == 1, nil
+}
+
 // Preload runs preload.lua: it sets a shard's stock unless already loaded.
 func (s *Store) Preload(ctx context.Context, item int64, shard int, units int64) (bool, error) {
 	n, err := s.exec(ctx, s.preload, []string{s.shardKey(item, shard, "stock"), s.shardKey(item, shard, "ep")}, []string{strconv.FormatInt(units, 10)}).AsInt64()
