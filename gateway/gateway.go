@@ -448,7 +448,7 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	res, err := g.store.Buy(g.ioContext(), it, &r, make([]byte, 0, 96))
 	if err != nil {
 		g.warn("reserve", "item", it.ID, "err", err)
-		return reject(ctx, flashgate.Unavailable)
+		return rejectWith(ctx, flashgate.Unavailable, bodyMaybeTaken)
 	}
 	switch res.Outcome {
 	case redis.DuplicateBuyer:

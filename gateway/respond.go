@@ -22,7 +22,7 @@ var rejects = func() map[flashgate.Code][]byte {
 		flashgate.Ended:        "the sale of this item has ended",
 		flashgate.SoldOut:      "no stock left for this item",
 		flashgate.RateLimited:  "too many requests",
-		flashgate.Unavailable:  "service busy or a dependency is down; nothing was taken from stock",
+		flashgate.Unavailable:  "service busy or a dependency is down; nothing was taken from stock; try again",
 		flashgate.Forbidden:    "not allowed",
 	}
 	out := map[flashgate.Code][]byte{}
@@ -31,6 +31,15 @@ var rejects = func() map[flashgate.Code][]byte {
 		out[c] = b
 	}
 	return out
+}()
+
+// bodyMaybeTaken answers a buy whose reservation failed after it may have
+// reached Redis (a timeout after the script ran, a failed step after a
+// borrow): contract §4 allows the 503, and the retry is the way to learn.
+var bodyMaybeTaken = func() []byte {
+	b, _ := json.Marshal(map[string]string{"code": string(flashgate.Unavailable),
+		"message": "a dependency did not answer in time: either nothing was taken, or a unit was taken and its order exists; a retry is safe and then answers duplicate with that order_id"})
+	return b
 }()
 
 // writeError is the one place where a domain error becomes an HTTP answer.

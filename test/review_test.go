@@ -147,3 +147,42 @@ func TestStockGuardRefusesOnlyExcess(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRedisReplyLost: the reserve script runs but its reply never reaches
+// the gateway (Redis answers, the network drops it). The buy answers 503,
+// saying that a unit may have been taken; the retry answers duplicate with
+// the order, which becomes a row.
+func TestRedisReplyLost(t *testing.T) {
+	proxy := testenv.NewProxy(t, testenv.RedisAddr())
+	s := start(t, func(c *config.Config) { c.RedisAddrs = []string{proxy.Addr()} })
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
+	if a := s.buy(item, s.token(1)); a.Status != 202 {
+		t.Fatalf("buy: %s", a.Raw)
+	}
+	proxy.Mute()
+	a := s.buy(item, s.token(2))
+	if a.Status != 503 || a.code() != "unavailable" {
+		t.Fatalf("buy whose reply is lost: %d %s", a.Status, a.Raw)
+	}
+	if msg := a.str("message"); strings.Contains(msg, "nothing was taken from stock") || !strings.Contains(msg, "duplicate") {
+		t.Errorf("a 503 of a buy must not promise that nothing was taken, and must say a retry is safe: %q", msg)
+	}
+	// The connection that lost the reply dies, as a connection that loses
+	// bytes does; a new one works.
+	proxy.Cut()
+	proxy.Unmute()
+	proxy.Restore()
+	var order string
+	testenv.Eventually(t, 10*time.Second, func() error {
+		a := s.buy(item, s.token(2))
+		if a.Status != 409 || a.code() != "duplicate" || a.str("order_id") == "" {
+			return fmt.Errorf("retry: %d %s", a.Status, a.Raw)
+		}
+		order = a.str("order_id")
+		return nil
+	})
+	s.waitStatus(order, 2, "unpaid", 20*time.Second)
+	if st := s.settle(item); st.Unpaid != 2 || st.Remaining != 3 {
+		t.Fatalf("stats: %+v", st)
+	}
+}

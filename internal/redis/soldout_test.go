@@ -171,3 +171,47 @@ func TestSoldOutRefillIsSingleFlight(t *testing.T) {
 		t.Errorf("buyer marks read with %d HGETALL, want %d (one per shard, once)", got, shards)
 	}
 }
+
+// TestBorrowAckFails: a buyer borrows from another shard and gets a unit,
+// but the ack of the transfer (HDEL on the donor's log, refused here by a
+// server without HDEL) fails. The unit is the buyer's: Buy reports it
+// reserved (the reconciler finishes the ack later), and a retry is told
+// duplicate with the same order.
+func TestBorrowAckFails(t *testing.T) {
+	addr := testenv.StartRedisServer(t, nil, `rename-command HDEL ""`).Addr
+	s := openAt(t, addr, redis.Options{})
+	ctx := context.Background()
+	now := time.Now()
+	it := &flashgate.Item{ID: 1, ActivityID: 1, Name: "x", Price: 990, Stock: 4, Shards: 2,
+		StartAt: now.Add(-time.Hour), EndAt: now.Add(time.Hour)}
+	if err := s.PutItem(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	user := int64(1)
+	home := flashgate.HomeShard(user, 2)
+	for sh := 0; sh < 2; sh++ {
+		units := int64(4)
+		if sh == home {
+			units = 0
+		}
+		if _, err := s.Preload(ctx, 1, sh, units); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached, err := s.Items().Get(ctx, 1, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := flashgate.Reservation{OrderID: "o1", ItemID: 1, UserID: user, Amount: 990, At: now}
+	res, err := s.Buy(ctx, cached, &r, nil)
+	if err != nil || res.Outcome != redis.Reserved || res.OrderID != "o1" {
+		t.Fatalf("buy whose transfer ack fails: %+v %v", res, err)
+	}
+	r2 := flashgate.Reservation{OrderID: "o2", ItemID: 1, UserID: user, Amount: 990, At: now}
+	if res, err := s.Buy(ctx, cached, &r2, nil); err != nil || res.Outcome != redis.DuplicateBuyer || res.OrderID != "o1" {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if xs, err := s.Transfers(ctx, 1, 1-home); err != nil || len(xs) != 1 {
+		t.Fatalf("the unacked transfer stays logged for the reconciler: %+v %v", xs, err)
+	}
+}

@@ -1,19 +1,24 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
 )
 
 // Proxy is a TCP proxy in front of a real service, for fault tests: Cut
-// drops every connection and refuses new ones until Restore.
+// drops every connection and refuses new ones until Restore; Freeze holds
+// every byte in both directions (a hung server) until Thaw; Mute forwards
+// requests but drops the replies (a server that acts and then is not heard
+// from) until Unmute.
 type Proxy struct {
 	target string
 	ln     net.Listener
 	mu     sync.Mutex
+	cond   *sync.Cond // signalled when frozen or cut change
 	cut    bool
+	frozen bool
+	muted  bool
 	conns  map[net.Conn]bool
 	wg     sync.WaitGroup
 }
@@ -27,6 +32,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatal(err)
 	}
 	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]bool{}}
+	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
@@ -48,6 +54,39 @@ func (p *Proxy) Cut() {
 	for c := range p.conns {
 		c.Close()
 	}
+	p.cond.Broadcast()
+}
+
+// Freeze holds every byte in both directions until Thaw: connections stay
+// open and nothing moves, as with a hung server.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw lets the bytes held by Freeze go on.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// Mute forwards what clients send but drops what the server answers, until
+// Unmute. A connection that lost replies is out of step: Cut it before
+// Unmute, as the network that loses bytes loses the connection.
+func (p *Proxy) Mute() {
+	p.mu.Lock()
+	p.muted = true
+	p.mu.Unlock()
+}
+
+// Unmute forwards the server's answers again.
+func (p *Proxy) Unmute() {
+	p.mu.Lock()
+	p.muted = false
+	p.mu.Unlock()
 }
 
 // Restore lets connections through again.
@@ -79,14 +118,37 @@ func (p *Proxy) accept() {
 		p.conns[c], p.conns[up] = true, true
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		go p.pipe(up, c, false)
+		go p.pipe(c, up, true)
 	}
 }
 
-func (p *Proxy) pipe(dst, src net.Conn) {
+// pipe copies src to dst; reply is true for the server-to-client direction.
+func (p *Proxy) pipe(dst, src net.Conn, reply bool) {
 	defer p.wg.Done()
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.frozen && !p.cut {
+				p.cond.Wait()
+			}
+			drop, cut := reply && p.muted, p.cut
+			p.mu.Unlock()
+			if cut {
+				break
+			}
+			if !drop {
+				if _, err := dst.Write(buf[:n]); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
