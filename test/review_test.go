@@ -3,13 +3,16 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/rueidis"
 
+	"github.com/flashgate/flashgate/internal/app"
 	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
@@ -184,5 +187,54 @@ func TestRedisReplyLost(t *testing.T) {
 	s.waitStatus(order, 2, "unpaid", 20*time.Second)
 	if st := s.settle(item); st.Unpaid != 2 || st.Remaining != 3 {
 		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// TestWorkerShutdownWithHungMySQL: MySQL hangs (every byte held by a
+// proxy) while a worker writes a batch; SIGTERM must still end the process
+// within its shutdown deadline. The batch's offsets stay uncommitted, so it
+// is written after a restart.
+func TestWorkerShutdownWithHungMySQL(t *testing.T) {
+	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, server.Addr)
+	cfg := testenv.Config(t)
+	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn.Addr = proxy.Addr()
+	cfg.MySQLDSN = dsn.FormatDSN()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := app.Start(ctx, cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Wait(ctx) }()
+	t.Cleanup(func() {
+		proxy.Thaw()
+		<-done
+	})
+	s := &stack{t: t, app: a, gw: "http://" + a.HTTPAddr, admin: "http://" + a.AdminAddr,
+		http: &http.Client{Timeout: 10 * time.Second}}
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
+	proxy.Freeze()
+	if a := s.buy(item, s.token(1)); a.Status != 202 {
+		t.Fatalf("buy: %d %s", a.Status, a.Raw)
+	}
+	time.Sleep(300 * time.Millisecond) // the worker takes the batch and hangs on MySQL
+	s.http.CloseIdleConnections()
+	start := time.Now()
+	cancel()
+	select {
+	case <-done:
+		t.Logf("shut down in %v with MySQL hung", time.Since(start).Round(time.Millisecond))
+		done <- nil
+	case <-time.After(25 * time.Second):
+		t.Fatalf("not shut down 25s after the signal with MySQL hung")
 	}
 }

@@ -61,6 +61,11 @@ type Config struct {
 	// retrying a message, so that no reservation taken before the fence
 	// reaches Kafka after it; default 30s.
 	RepairGrace time.Duration
+	// ShutdownGrace is how long a consumer may go on with the batch in
+	// hand once the worker is stopped (its rows, then its offsets) before
+	// that work is abandoned, uncommitted, to be consumed again after a
+	// restart; default 10s. A hung MySQL then cannot hang the shutdown.
+	ShutdownGrace time.Duration
 	// Written, when set, is called after each batch of reservations is
 	// written to MySQL (the payment package publishes the new orders' status
 	// with it). It must not block for long.
@@ -197,6 +202,9 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	if cfg.DriftAfter <= 0 {
 		cfg.DriftAfter = 10 * time.Second
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
 	w := &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
 		ops: sale.New(db, store, log), bans: edge.NewBanStore(store.Client(), store.Prefix())}
 	w.jobs = []job{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock},
@@ -264,9 +272,31 @@ func (w *Worker) consume(ctx context.Context) {
 			continue
 		}
 		pace.Take()
-		// The batch in hand is finished even while shutting down: its
-		// offsets must be committed after its rows, never before.
-		w.handle(context.WithoutCancel(ctx), ctx, c, msgs)
+		// The batch in hand is finished even while shutting down (its
+		// offsets must be committed after its rows, never before), but
+		// for ShutdownGrace at most.
+		bctx, cancel := w.batchContext(ctx)
+		w.handle(bctx, ctx, c, msgs)
+		cancel()
+	}
+}
+
+// batchContext returns the context of a batch's work: not cancelled when
+// ctx is, but ShutdownGrace after it.
+func (w *Worker) batchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(w.cfg.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-bctx.Done():
+		}
+	})
+	return bctx, func() {
+		stop()
+		cancel()
 	}
 }
 

@@ -32,6 +32,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	withTimeouts(cfg)
 	// One round trip per statement instead of prepare, execute, close:
 	// the worker's batch inserts are the busiest statements of the system.
 	cfg.InterpolateParams = true
@@ -51,6 +52,31 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("connect to mysql %s: %w", cfg.Addr, err)
 	}
 	return &DB{db}, nil
+}
+
+// Default driver timeouts, for a DSN that sets none: without them a MySQL
+// that stops answering holds a statement (and the worker's batch, which
+// runs without cancellation so that it finishes while shutting down)
+// forever. The read timeout is far above the slowest statement flashgate
+// runs (a batch of 100,000 rows).
+const (
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultReadTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// withTimeouts sets the driver's timeout, readTimeout and writeTimeout to
+// the defaults where the DSN leaves them unset.
+func withTimeouts(cfg *mysql.Config) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultDialTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 }
 
 // Migrate creates the database named in dsn if missing and applies every
