@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -36,6 +37,10 @@ type Config struct {
 	// Metrics registers the payment metrics (flashgate_payment_*); nil
 	// keeps them unregistered.
 	Metrics prometheus.Registerer
+	// WSPerUser and WSMax cap the status WebSockets open at once, per
+	// shopper and in all (FLASHGATE_WS_PER_USER, FLASHGATE_WS_MAX); over
+	// either the upgrade answers 429. 0: no cap.
+	WSPerUser, WSMax int
 }
 
 // Service runs the order lifecycle after the buy. Its methods are safe for
@@ -61,7 +66,20 @@ type Service struct {
 	mu      sync.Mutex
 	closing bool
 	conns   sync.WaitGroup // WebSocket handlers
+
+	statusReads atomic.Int64 // order reads made for WebSockets after the first
+	// wsUsers counts the open WebSockets per shopper, wsOpen all of them
+	// (both guarded by mu).
+	wsUsers map[int64]int
+	wsOpen  int
+	// feeds are the shared reads of watched orders, by order id (guarded
+	// by mu).
+	feeds map[string]*feed
 }
+
+// StatusReads returns how many times the order of an open WebSocket has been
+// read again (for a change of status, or a check): for tests and metrics.
+func (s *Service) StatusReads() int64 { return s.statusReads.Load() }
 
 // New returns a Service.
 func New(cfg Config, db *mysql.DB, store *redis.Store, log *slog.Logger) *Service {
@@ -71,7 +89,8 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, log *slog.Logger) *Servic
 	if cfg.PendingWait <= 0 {
 		cfg.PendingWait = 2 * time.Second
 	}
-	s := &Service{cfg: cfg, db: db, store: store, pay: cfg.Alipay, log: log, events: redis.NewOrderEvents(store), m: newMetrics(cfg.Metrics)}
+	s := &Service{cfg: cfg, db: db, store: store, pay: cfg.Alipay, log: log, events: redis.NewOrderEvents(store), m: newMetrics(cfg.Metrics),
+		wsUsers: map[int64]int{}, feeds: map[string]*feed{}}
 	s.base, s.stop = context.WithCancel(context.Background())
 	return s
 }

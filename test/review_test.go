@@ -238,3 +238,62 @@ func TestWorkerShutdownWithHungMySQL(t *testing.T) {
 		t.Fatalf("not shut down 25s after the signal with MySQL hung")
 	}
 }
+
+// TestWebSocketFanOut: many sockets watching one order cost one read of the
+// order per change of status, not one per socket.
+func TestWebSocketFanOut(t *testing.T) {
+	s := start(t, nil)
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
+	id := s.buyOrder(item, 1)
+	s.waitStatus(id, 1, "unpaid", 20*time.Second)
+	const sockets = 8
+	ws := make([]*watcher, sockets)
+	for i := range ws {
+		ws[i] = s.watch(id, 1)
+		ws[i].expect(id, "unpaid")
+	}
+	// Let the subscription's confirmation wake-ups pass.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		before := s.app.Payment.StatusReads()
+		time.Sleep(200 * time.Millisecond)
+		if after := s.app.Payment.StatusReads(); after != before {
+			return fmt.Errorf("still reading: %d then %d", before, after)
+		}
+		return nil
+	})
+	before := s.app.Payment.StatusReads()
+	if a := s.points(1, 100000); a.Status != 200 {
+		t.Fatalf("points: %s", a.Raw)
+	}
+	if a := s.pay(id, 1, map[string]string{"channel": "points"}); a.Status != 200 {
+		t.Fatalf("pay: %d %s", a.Status, a.Raw)
+	}
+	for _, w := range ws {
+		w.expect(id, "paid")
+	}
+	if reads := s.app.Payment.StatusReads() - before; reads > 2 {
+		t.Fatalf("one change seen by %d sockets cost %d reads of the order, want 1 (2 at most)", sockets, reads)
+	}
+}
+
+// TestWebSocketCaps: a shopper may hold FLASHGATE_WS_PER_USER sockets at
+// once; the next is refused with 429 until one closes.
+func TestWebSocketCaps(t *testing.T) {
+	s := start(t, func(c *config.Config) { c.WSPerUser = 2 })
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
+	id := s.buyOrder(item, 1)
+	s.waitStatus(id, 1, "unpaid", 20*time.Second)
+	a, b := s.watch(id, 1), s.watch(id, 1)
+	a.expect(id, "unpaid")
+	b.expect(id, "unpaid")
+	if got := s.wsAnswer(id, s.token(1)); got != 429 {
+		t.Fatalf("a third socket of the user: %d, want 429", got)
+	}
+	a.conn.Close()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if got := s.wsAnswer(id, s.token(1)); got != 101 {
+			return fmt.Errorf("after one closed: %d", got)
+		}
+		return nil
+	})
+}

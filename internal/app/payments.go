@@ -30,7 +30,8 @@ func (a *App) newPayments(cfg *config.Config, log *slog.Logger, reg prometheus.R
 		// The default follows the bound address (a :0 port in tests).
 		publicURL = "http://" + a.HTTPAddr
 	}
-	a.Payment = payment.New(payment.Config{OrderTTL: cfg.OrderTTL, PublicURL: publicURL, Alipay: pay, Metrics: reg}, a.DB, a.Store, log)
+	a.Payment = payment.New(payment.Config{OrderTTL: cfg.OrderTTL, PublicURL: publicURL, Alipay: pay, Metrics: reg,
+		WSPerUser: cfg.WSPerUser, WSMax: cfg.WSMax}, a.DB, a.Store, log)
 	return nil
 }
 

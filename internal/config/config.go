@@ -75,8 +75,6 @@ type Config struct {
 	WorkerConsumers int
 	RelayAfter      time.Duration
 	ArchiveAfter    time.Duration
-
-	TokenMaxTTL time.Duration
 	WorkerAddr      string
 
 	// Ack is when a buy answers 202 (contract §14): AckRedis once the
@@ -84,6 +82,10 @@ type Config struct {
 	Ack string
 	// RepairGrace: see worker.Config.
 	RepairGrace time.Duration
+
+	TokenMaxTTL time.Duration
+	WSPerUser   int
+	WSMax       int
 }
 
 // Values of FLASHGATE_ACK.
@@ -371,6 +373,8 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 		r.bad("FLASHGATE_ACK", "%q is not redis or kafka", c.Ack)
 	}
 	c.TokenMaxTTL = r.duration("FLASHGATE_TOKEN_MAX_TTL")
+	c.WSPerUser = r.int("FLASHGATE_WS_PER_USER")
+	c.WSMax = r.int("FLASHGATE_WS_MAX")
 	return c, errors.Join(r.errs...)
 }
 

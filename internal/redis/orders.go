@@ -53,6 +53,7 @@ type OrderEvents struct {
 type topic struct {
 	watchers map[*OrderWatch]struct{}
 	cancel   context.CancelFunc
+	gen      uint64 // wake-ups so far, guarded by OrderEvents.mu
 }
 
 // OrderWatch is one watcher of one order.
@@ -118,6 +119,7 @@ func (w *OrderWatch) Close() {
 func (e *OrderEvents) wake(t *topic) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	t.gen++
 	for w := range t.watchers {
 		select {
 		case w.c <- struct{}{}:
@@ -174,6 +176,19 @@ func (e *OrderEvents) Close() {
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()
+}
+
+// Gen returns how many wake-ups the order's watchers have had: a read of the
+// order started after Gen returned g sees every change announced by the
+// wake-ups up to g, so watchers of one order can share such a read.
+func (w *OrderWatch) Gen() uint64 {
+	e := w.events
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t := e.topics[w.channel]; t != nil {
+		return t.gen
+	}
+	return 0
 }
 
 // Poke wakes the watch itself, as a message would.
