@@ -32,6 +32,7 @@ const pathLead = 10 * time.Second
 type guard struct {
 	users   *edge.Limiter
 	ips     *edge.Limiter
+	public  *edge.Limiter // per address, the other costly public endpoints
 	proxies *edge.IPResolver
 	bans    *edge.BanCache
 	autoban *edge.AutoBanner
@@ -50,17 +51,19 @@ const (
 	reasonIPRate
 	reasonUserRate
 	reasonPath
+	reasonPublicRate
 	numEdgeReasons
 )
 
-var edgeReasonNames = [numEdgeReasons]string{"ip_banned", "user_banned", "ip_rate", "user_rate", "path"}
+var edgeReasonNames = [numEdgeReasons]string{"ip_banned", "user_banned", "ip_rate", "user_rate", "path", "public_ip_rate"}
 
 // newGuard builds the edge protection of cfg. The ban list lives in store's
 // Redis under its prefix; without a store there is none.
 func newGuard(cfg Config, store *redis.Store, log *slog.Logger, reg prometheus.Registerer) (*guard, error) {
 	gd := &guard{
-		users: edge.NewLimiter(cfg.UserRate, 0),
-		ips:   edge.NewLimiter(cfg.IPRate, 0),
+		users:  edge.NewLimiter(cfg.UserRate, 0),
+		ips:    edge.NewLimiter(cfg.IPRate, 0),
+		public: edge.NewLimiter(cfg.PublicIPRate, 0),
 	}
 	var err error
 	if len(cfg.TrustedProxies) > 0 {
@@ -96,7 +99,7 @@ func newGuard(cfg Config, store *redis.Store, log *slog.Logger, reg prometheus.R
 			ConstLabels: prometheus.Labels{"limiter": name},
 		}, func() float64 { return float64(l.Len()) })
 	}
-	reg.MustRegister(rejects, keys("user", gd.users), keys("ip", gd.ips))
+	reg.MustRegister(rejects, keys("user", gd.users), keys("ip", gd.ips), keys("public_ip", gd.public))
 	return gd, err
 }
 
@@ -110,6 +113,7 @@ func (gd *guard) start(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	wg.Go(func() { gd.users.Run(ctx) })
 	wg.Go(func() { gd.ips.Run(ctx) })
+	wg.Go(func() { gd.public.Run(ctx) })
 	if gd.bans != nil {
 		wg.Go(func() { gd.bans.Run(ctx) })
 		wg.Go(func() { gd.autoban.Run(ctx) })
@@ -198,6 +202,19 @@ func (g *Gateway) admitIP(ctx *fasthttp.RequestCtx, now time.Time) (flashgate.Co
 		return rateLimited(ctx, wait), false
 	}
 	return flashgate.OK, true
+}
+
+// admitPublic checks the client address against PublicIPRate, for the
+// public endpoints other than the buy that cost I/O or CPU per request. It
+// allocates nothing.
+func (g *Gateway) admitPublic(ctx *fasthttp.RequestCtx, now time.Time) bool {
+	gd := g.guard
+	if ok, wait := gd.public.Allow(edge.HashAddr(g.clientIP(ctx)), now); !ok {
+		gd.rejects[reasonPublicRate].Inc()
+		rateLimited(ctx, wait)
+		return false
+	}
+	return true
 }
 
 // admitUser checks the shopper once the token named them: banned, or over

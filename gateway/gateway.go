@@ -7,11 +7,13 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +76,11 @@ type Config struct {
 	// acknowledgement within IOTimeout it answers 503 with the order id,
 	// and the reservation stays in the outbox for the relay.
 	AckKafka bool
+	// PublicIPRate is the requests per second a client address may send to
+	// the other public endpoints that cost I/O or CPU (item, activities,
+	// pay, refund, the order WebSocket, Alipay's notify and return), with a
+	// burst of as many; 0 turns it off.
+	PublicIPRate float64
 }
 
 // Gateway is the public HTTP server.
@@ -110,10 +117,13 @@ type Gateway struct {
 	ready    atomic.Bool
 	bufs     sync.Pool
 
+	// activities is the snapshot of GET /api/v1/activities: refreshed by
+	// one request at a time, with no lock held across its I/O, while the
+	// others answer with the snapshot in hand.
 	activities struct {
-		sync.Mutex
-		at   time.Time
-		body []byte
+		snap       atomic.Pointer[activitiesSnap]
+		mu         sync.Mutex
+		refreshing chan struct{} // closed when the refresh in flight ends; nil: none
 	}
 
 	// routes are what the gateway answers besides the buy, which handle
@@ -192,12 +202,20 @@ func (g *Gateway) builtinRoutes() []route {
 			g.count(routePath, g.buyPath(ctx, ctx.Path()[len(pathSeckill):]))
 		}),
 		newRoute("GET", "/api/v1/items/{item_id}", func(ctx *fasthttp.RequestCtx) {
+			if !g.admitPublic(ctx, requestTime(ctx)) {
+				g.count(routeItem, flashgate.RateLimited)
+				return
+			}
 			g.count(routeItem, g.item(ctx, ctx.Path()[len(pathItems):]))
 		}),
 		newRoute("GET", "/api/v1/orders/{order_id}", func(ctx *fasthttp.RequestCtx) {
 			g.count(routeOrder, g.order(ctx, ctx.Path()[len(pathOrders):]))
 		}),
 		newRoute("GET", "/api/v1/activities", func(ctx *fasthttp.RequestCtx) {
+			if !g.admitPublic(ctx, requestTime(ctx)) {
+				g.count(routeActivities, flashgate.RateLimited)
+				return
+			}
 			g.count(routeActivities, g.listActivities(ctx))
 		}),
 		newRoute("GET", "/healthz", func(ctx *fasthttp.RequestCtx) {
@@ -222,7 +240,12 @@ func (g *Gateway) builtinRoutes() []route {
 // are counted as route "other", with the code their HTTP status stands
 // for; HandleRoute names them.
 func (g *Gateway) Handle(method, pattern string, h fasthttp.RequestHandler) {
+	limited := publicLimited(pattern)
 	g.routes = append(g.routes, newRoute(method, pattern, func(ctx *fasthttp.RequestCtx) {
+		if limited && !g.admitPublic(ctx, requestTime(ctx)) {
+			g.m.countMounted(routeOther, flashgate.RateLimited)
+			return
+		}
 		h(ctx)
 		g.m.countMounted(routeOther, codeOfStatus(ctx.Response.StatusCode()))
 	}))
@@ -234,9 +257,21 @@ func (g *Gateway) Handle(method, pattern string, h fasthttp.RequestHandler) {
 // "other"). Call it before Serve.
 func (g *Gateway) HandleRoute(method, pattern string, routes []string, h RouteHandler) {
 	g.m.mount(routes...)
+	limited := publicLimited(pattern)
 	g.routes = append(g.routes, newRoute(method, pattern, func(ctx *fasthttp.RequestCtx) {
+		if limited && !g.admitPublic(ctx, requestTime(ctx)) {
+			g.m.countMounted(routeOther, flashgate.RateLimited)
+			return
+		}
 		g.m.countMounted(h(ctx))
 	}))
+}
+
+// publicLimited reports whether a mounted route is under PublicIPRate: the
+// order actions (pay, refund, the WebSocket) and Alipay's notify and return
+// (an RSA verification each, unauthenticated).
+func publicLimited(pattern string) bool {
+	return strings.HasPrefix(pattern, "/api/v1/orders/") || strings.HasPrefix(pattern, "/pay/")
 }
 
 // Server returns the underlying fasthttp server so that callers can tune it
@@ -520,44 +555,109 @@ func (g *Gateway) itemView(ctx context.Context, id int64, now time.Time) (*itemJ
 		Points: it.Points, RequirePath: it.RequirePath, RequireCaptcha: it.RequireCaptcha}, nil
 }
 
-// listActivities is GET /api/v1/activities, cached for a second.
+// activitiesSnap is one rendering of GET /api/v1/activities.
+type activitiesSnap struct {
+	at   time.Time
+	body []byte
+}
+
+// Snapshot ages: a snapshot younger than activitiesFresh is served as is;
+// an older one is refreshed by one request while the others are served it,
+// up to activitiesStale (past which they wait for the refresh, and a failed
+// refresh answers 503).
+const (
+	activitiesFresh = time.Second
+	activitiesStale = 30 * time.Second
+)
+
+// listActivities is GET /api/v1/activities, served from a snapshot.
 func (g *Gateway) listActivities(ctx *fasthttp.RequestCtx) flashgate.Code {
 	now := time.Now()
-	g.activities.Lock()
-	defer g.activities.Unlock()
-	if g.activities.body == nil || now.Sub(g.activities.at) >= time.Second {
-		acts, err := g.db.OpenActivities(g.ioContext(), now)
-		if err != nil {
-			g.warn("list activities", "err", err)
-			return writeError(ctx, flashgate.Errorf(flashgate.Unavailable, "activities unavailable"))
+	snap := g.activities.snap.Load()
+	if snap == nil || now.Sub(snap.at) >= activitiesFresh {
+		var err error
+		if snap, err = g.refreshActivities(now, snap); err != nil {
+			return writeError(ctx, err)
 		}
-		type activityJSON struct {
-			ID      int64      `json:"id"`
-			Name    string     `json:"name"`
-			StartAt time.Time  `json:"start_at"`
-			EndAt   time.Time  `json:"end_at"`
-			Items   []itemJSON `json:"items"`
-		}
-		out := make([]activityJSON, 0, len(acts))
-		for _, a := range acts {
-			aj := activityJSON{ID: a.ID, Name: a.Name, StartAt: a.StartAt, EndAt: a.EndAt, Items: []itemJSON{}}
-			for _, it := range a.Items {
-				v, err := g.itemView(g.ioContext(), it.ID, now)
-				if err != nil {
-					return writeError(ctx, err)
-				}
-				aj.Items = append(aj.Items, *v)
-			}
-			out = append(out, aj)
-		}
-		writeJSON(ctx, 200, map[string]any{"code": "ok", "activities": out})
-		g.activities.body = append([]byte(nil), ctx.Response.Body()...)
-		g.activities.at = now
-		return flashgate.OK
 	}
 	ctx.Response.Header.SetContentTypeBytes(contentJSON)
-	ctx.SetBody(g.activities.body)
+	ctx.SetBody(snap.body)
 	return flashgate.OK
+}
+
+// refreshActivities returns a snapshot for a request that found old (nil:
+// none) too old: it refreshes it unless a refresh is in flight, in which
+// case it answers old while old is not too stale, else waits for the
+// refresh.
+func (g *Gateway) refreshActivities(now time.Time, old *activitiesSnap) (*activitiesSnap, error) {
+	a := &g.activities
+	a.mu.Lock()
+	if wait := a.refreshing; wait != nil {
+		a.mu.Unlock()
+		if old != nil && now.Sub(old.at) < activitiesStale {
+			return old, nil
+		}
+		select {
+		case <-wait:
+		case <-g.ioContext().Done():
+		}
+		if snap := a.snap.Load(); snap != nil && snap != old {
+			return snap, nil
+		}
+		return nil, flashgate.Errorf(flashgate.Unavailable, "activities unavailable")
+	}
+	done := make(chan struct{})
+	a.refreshing = done
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.refreshing = nil
+		a.mu.Unlock()
+		close(done)
+	}()
+	body, err := g.renderActivities(now)
+	if err != nil {
+		if old != nil && now.Sub(old.at) < activitiesStale {
+			return old, nil
+		}
+		return nil, err
+	}
+	snap := &activitiesSnap{at: now, body: body}
+	a.snap.Store(snap)
+	return snap, nil
+}
+
+// renderActivities reads the open activities and their items' state.
+func (g *Gateway) renderActivities(now time.Time) ([]byte, error) {
+	acts, err := g.db.OpenActivities(g.ioContext(), now)
+	if err != nil {
+		g.warn("list activities", "err", err)
+		return nil, flashgate.Errorf(flashgate.Unavailable, "activities unavailable")
+	}
+	type activityJSON struct {
+		ID      int64      `json:"id"`
+		Name    string     `json:"name"`
+		StartAt time.Time  `json:"start_at"`
+		EndAt   time.Time  `json:"end_at"`
+		Items   []itemJSON `json:"items"`
+	}
+	out := make([]activityJSON, 0, len(acts))
+	for _, a := range acts {
+		aj := activityJSON{ID: a.ID, Name: a.Name, StartAt: a.StartAt, EndAt: a.EndAt, Items: []itemJSON{}}
+		for _, it := range a.Items {
+			v, err := g.itemView(g.ioContext(), it.ID, now)
+			if err != nil {
+				return nil, err
+			}
+			aj.Items = append(aj.Items, *v)
+		}
+		out = append(out, aj)
+	}
+	b, err := json.Marshal(map[string]any{"code": "ok", "activities": out})
+	if err != nil {
+		return nil, fmt.Errorf("encode activities: %w", err)
+	}
+	return b, nil
 }
 
 // order is GET /api/v1/orders/{order_id}.

@@ -297,3 +297,41 @@ func TestWebSocketCaps(t *testing.T) {
 		return nil
 	})
 }
+
+// TestActivitiesServedWhileMySQLHangs: /api/v1/activities is a snapshot
+// refreshed by one request at a time without a lock held across its I/O:
+// while a refresh waits on a hung MySQL, other requests get the last
+// snapshot at once instead of queueing behind it.
+func TestActivitiesServedWhileMySQLHangs(t *testing.T) {
+	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, server.Addr)
+	s := start(t, func(c *config.Config) {
+		dsn, err := mysql.ParseDSN(c.MySQLDSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dsn.Addr = proxy.Addr()
+		c.MySQLDSN = dsn.FormatDSN()
+	})
+	s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
+	if a := s.do("GET", s.gw+"/api/v1/activities", "", nil); a.Status != 200 {
+		t.Fatalf("activities: %d %s", a.Status, a.Raw)
+	}
+	time.Sleep(1100 * time.Millisecond) // the snapshot is due for a refresh
+	proxy.Freeze()
+	defer proxy.Thaw()
+	go s.do("GET", s.gw+"/api/v1/activities", "", nil) // refreshes, and hangs
+	time.Sleep(100 * time.Millisecond)
+	fast := &http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := fast.Get(s.gw + "/api/v1/activities")
+	if err != nil {
+		t.Fatalf("activities while a refresh hangs on MySQL: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("activities while a refresh hangs on MySQL: %d", resp.StatusCode)
+	}
+}

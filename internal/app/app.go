@@ -217,7 +217,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			AutobanAfter: cfg.AutobanAfter, AutobanWindow: cfg.AutobanWindow, AutobanFor: cfg.AutobanFor,
 			PathSecret: []byte(cfg.AuthSecret), MaxConnsPerIP: cfg.MaxConnsPerIP,
 			AccessLog: cfg.AccessLog, WarnEvery: cfg.LogRepeatEvery,
-			AckKafka: cfg.Ack == config.AckKafka,
+			AckKafka:     cfg.Ack == config.AckKafka,
+			PublicIPRate: cfg.PublicIPRate,
 		}, a.Store, a.DB, a.Producer, a.Signer, log, reg)
 		a.Payment.MountGateway(a.Gateway, a.Signer)
 		if cfg.Role == config.RoleDev {

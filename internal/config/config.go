@@ -86,6 +86,9 @@ type Config struct {
 	TokenMaxTTL time.Duration
 	WSPerUser   int
 	WSMax       int
+	// PublicIPRate limits, per client address, the public endpoints other
+	// than the buy that cost I/O or CPU.
+	PublicIPRate float64
 }
 
 // Values of FLASHGATE_ACK.
@@ -375,6 +378,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.TokenMaxTTL = r.duration("FLASHGATE_TOKEN_MAX_TTL")
 	c.WSPerUser = r.int("FLASHGATE_WS_PER_USER")
 	c.WSMax = r.int("FLASHGATE_WS_MAX")
+	c.PublicIPRate = r.float("FLASHGATE_PUBLIC_IP_RATE")
 	return c, errors.Join(r.errs...)
 }
 

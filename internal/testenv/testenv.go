@@ -163,6 +163,7 @@ func ConfigOn(t testing.TB, addrs []string) *config.Config {
 	set("FLASHGATE_MYSQL_DSN", Database(t))
 	set("FLASHGATE_USER_RATE", "0")
 	set("FLASHGATE_IP_RATE", "0")
+	set("FLASHGATE_PUBLIC_IP_RATE", "0")
 	set("FLASHGATE_RELAY_AFTER", "1s")
 	cfg, err := config.FromValues(config.RoleDev, vals)
 	if err != nil {
