@@ -199,6 +199,12 @@ func (s *Service) refundAlipay(ctx context.Context, o *flashgate.Order, outReque
 	if s.pay == nil {
 		return nil, s.alipayOff()
 	}
+	// Written before Alipay is asked: a refund it confirms that cannot be
+	// recorded then is found and recorded by RepairRefunds.
+	if err := s.db.RequestRefund(ctx, o.ID, mysql.ChannelAlipay, outRequestNo, now); err != nil {
+		s.log.Warn("alipay refund", "order", o.ID, "err", err)
+		return nil, flashgate.Errorf(flashgate.Unavailable, "orders unavailable; nothing was refunded; try again")
+	}
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	res, err := s.pay.Refund(cctx, o.ID, o.Amount.String(), outRequestNo)
@@ -217,6 +223,74 @@ func (s *Service) refundAlipay(ctx context.Context, o *flashgate.Order, outReque
 		return nil, flashgate.Errorf(flashgate.Conflict, "order %s is no longer paid", o.ID)
 	}
 	return cur, nil
+}
+
+// Ages of a pending refund request for RepairRefunds: younger than
+// refundRepairAfter it may still be in flight (and is left alone); older
+// than refundAbandonAfter, with Alipay saying nothing was refunded, it is
+// given up (the shopper was told to try again).
+const (
+	refundRepairAfter  = 5 * time.Second
+	refundAbandonAfter = 5 * time.Minute
+)
+
+// RepairRefunds finishes the Alipay refunds that Alipay may have made but
+// that were not recorded (MySQL failed after Alipay's answer): for each
+// pending request it asks Alipay for the trade, and records the refund when
+// the trade is closed by it (the order turns refunded, its unit goes back).
+// Run by the workers every tick.
+func (s *Service) RepairRefunds(ctx context.Context) error {
+	if s.pay == nil {
+		return nil
+	}
+	now := time.Now()
+	rs, err := s.db.PendingRefunds(ctx, mysql.ChannelAlipay, now.Add(-refundRepairAfter), 50)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range rs {
+		if err := s.repairRefund(ctx, r, now); err != nil {
+			errs = append(errs, fmt.Errorf("repair refund %s: %w", r.OutRequestNo, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) repairRefund(ctx context.Context, r mysql.RefundRequest, now time.Time) error {
+	o, err := s.db.Order(ctx, r.OrderID)
+	if err != nil {
+		return err
+	}
+	if o == nil || o.Status != flashgate.OrderPaid {
+		state := mysql.RefundAbandoned
+		if o != nil && o.Status == flashgate.OrderRefunded {
+			state = mysql.RefundDone
+		}
+		return s.db.SetRefundState(ctx, r.OutRequestNo, state)
+	}
+	cctx, cancel := s.callCtx(ctx)
+	q, err := s.pay.Query(cctx, o.ID)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if q.TradeStatus != alipay.TradeClosed {
+		if now.Sub(r.RequestedAt) > refundAbandonAfter {
+			return s.db.SetRefundState(ctx, r.OutRequestNo, mysql.RefundAbandoned)
+		}
+		return nil
+	}
+	// A paid trade closes only by its full refund.
+	done, cur, err := s.db.MarkRefunded(ctx, o.ID, mysql.ChannelAlipay, r.OutRequestNo, q.TradeNo, now)
+	if err != nil {
+		return err
+	}
+	if done {
+		s.log.Info("recorded an alipay refund that was confirmed but not recorded", "order", o.ID)
+		s.changed(ctx, flashgate.OrderRefunded, *cur)
+	}
+	return nil
 }
 
 // covers reports whether Alipay's refunded total covers amount.

@@ -207,6 +207,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 			Written:      a.Payment.OrdersWritten,
 		}, a.DB, a.Store, a.Producer, log, reg)
 		a.Worker.AddJob("expire", a.Payment.Expire)
+		a.Worker.AddJob("refund_repair", a.Payment.RepairRefunds)
 	}
 	if a.serves(config.RoleGateway) {
 		brokers := a.Brokers

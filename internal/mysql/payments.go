@@ -544,6 +544,9 @@ func (db *DB) MarkRefunded(ctx context.Context, orderID, channel, outRequestNo, 
 		if _, err := tx.ExecContext(ctx, "UPDATE payment_info SET status = ? WHERE order_id = ? AND channel = ?", PayRefunded, o.ID, channel); err != nil {
 			return fmt.Errorf("record refund: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, "UPDATE refund_request SET state = ? WHERE out_request_no = ?", RefundDone, outRequestNo); err != nil {
+			return fmt.Errorf("record refund: %w", err)
+		}
 		return logRefund(ctx, tx, o, channel, outRequestNo, nil, tradeNo, at)
 	})
 }
@@ -576,6 +579,53 @@ func (db *DB) MarkPaymentRefunded(ctx context.Context, p *PaymentInfo, outReques
 		o := &flashgate.Order{ID: p.OrderID, Amount: p.Amount}
 		return logRefund(ctx, tx, o, p.Channel, outRequestNo, nil, p.TradeNo.String, at)
 	})
+}
+
+// States of a refund_request.
+const (
+	RefundPending   = "pending"
+	RefundDone      = "done"
+	RefundAbandoned = "abandoned"
+)
+
+// RefundRequest is a refund asked of a channel (table refund_request).
+type RefundRequest struct {
+	OutRequestNo string    `db:"out_request_no"`
+	OrderID      string    `db:"order_id"`
+	Channel      string    `db:"channel"`
+	RequestedAt  time.Time `db:"requested_at"`
+}
+
+// RequestRefund records, before the channel is called, that a refund of
+// orderID is asked under outRequestNo: if its confirmation cannot be
+// recorded, the repair job finds it pending.
+func (db *DB) RequestRefund(ctx context.Context, orderID, channel, outRequestNo string, at time.Time) error {
+	if _, err := db.ExecContext(ctx, `INSERT INTO refund_request (out_request_no, order_id, channel, state, requested_at)
+		VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE state = VALUES(state), requested_at = VALUES(requested_at)`,
+		outRequestNo, orderID, channel, RefundPending, at.UTC()); err != nil {
+		return fmt.Errorf("record refund request: %w", err)
+	}
+	return nil
+}
+
+// PendingRefunds returns up to limit refund requests of channel still
+// pending that were made before cutoff.
+func (db *DB) PendingRefunds(ctx context.Context, channel string, cutoff time.Time, limit int) ([]RefundRequest, error) {
+	var out []RefundRequest
+	if err := db.SelectContext(ctx, &out, `SELECT out_request_no, order_id, channel, requested_at FROM refund_request
+		WHERE state = ? AND requested_at < ? AND channel = ? ORDER BY requested_at LIMIT ?`,
+		RefundPending, cutoff.UTC(), channel, limit); err != nil {
+		return nil, fmt.Errorf("find pending refunds: %w", err)
+	}
+	return out, nil
+}
+
+// SetRefundState closes a refund request: done or abandoned.
+func (db *DB) SetRefundState(ctx context.Context, outRequestNo, state string) error {
+	if _, err := db.ExecContext(ctx, "UPDATE refund_request SET state = ? WHERE out_request_no = ? AND state = ?", state, outRequestNo, RefundPending); err != nil {
+		return fmt.Errorf("close refund request: %w", err)
+	}
+	return nil
 }
 
 func logRefund(ctx context.Context, tx *sqlx.Tx, o *flashgate.Order, channel, outRequestNo string, points *int64, tradeNo string, at time.Time) error {
