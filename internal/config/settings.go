@@ -202,7 +202,7 @@ var settings = []Setting{
 	{Env: "FLASHGATE_PUBLIC_IP_RATE", Type: Float, Default: "100", Help: "requests per second an IP may send to the item, activities, pay, refund, order WebSocket and Alipay notify/return endpoints (0: off)", Roles: front, Min: 0, Max: 1e9},
 	{Env: "FLASHGATE_WS_PER_USER", Type: Int, Default: "8", Help: "order status WebSockets one shopper may hold open on a gateway (0: no cap)", Roles: front, Min: 0, Max: 1e6},
 	{Env: "FLASHGATE_WS_MAX", Type: Int, Default: "20000", Help: "order status WebSockets a gateway holds open at most (0: no cap)", Roles: front, Min: 0, Max: 1e7},
-	{Env: "FLASHGATE_TOKEN_MAX_TTL", Type: Duration, Default: "24h", Help: "longest lifetime of a shopper token accepted: exp-iat and exp-now (0: no maximum)", Roles: "dev gateway", Min: 0, Max: maxDuration},
+	{Env: "FLASHGATE_TOKEN_MAX_TTL", Type: Duration, Default: "24h", Help: "longest a shopper token may still be valid: a token whose exp is further from now is refused (0: no maximum)", Roles: "dev gateway", Min: 0, Max: maxDuration},
 	{Env: "FLASHGATE_ARCHIVE_AFTER", Type: Duration, Default: "1h", Help: "an ended, settled activity loses its Redis keys this long after its end", Roles: "dev worker", Min: 0, Max: maxDuration},
 }
 
