@@ -2,9 +2,11 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,5 +215,99 @@ func TestBorrowAckFails(t *testing.T) {
 	}
 	if xs, err := s.Transfers(ctx, 1, 1-home); err != nil || len(xs) != 1 {
 		t.Fatalf("the unacked transfer stays logged for the reconciler: %+v %v", xs, err)
+	}
+}
+
+// TestSoldOutCommandRate sells an item out under a closed loop of
+// concurrent buyers (each request a new user, as in a sale) and compares
+// the Redis commands per second in the two seconds after the item sold out
+// with the rate while it sold: at the moment of peak demand the gateway
+// must not hammer Redis (issue 12 asks for at most 2x; answers after the
+// sold-out flag come from memory).
+func TestSoldOutCommandRate(t *testing.T) {
+	addr := testenv.StartRedisServer(t, nil).Addr
+	s := openAt(t, addr, redis.Options{})
+	ctx := context.Background()
+	const shards, stock, buyers = 8, 2000, 32
+	now := time.Now()
+	it := &flashgate.Item{ID: 1, ActivityID: 1, Name: "x", Price: 990, Stock: stock, Shards: shards,
+		StartAt: now.Add(-time.Hour), EndAt: now.Add(time.Hour)}
+	if err := s.PutItem(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	for sh := 0; sh < shards; sh++ {
+		if _, err := s.Preload(ctx, 1, sh, stock/shards); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := s.Client()
+	if err := admin.Do(ctx, admin.B().ConfigResetstat().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		users  atomic.Int64
+		soldAt atomic.Int64
+		stop   = make(chan struct{})
+		wg     sync.WaitGroup
+		errs   = make(chan error, buyers)
+	)
+	start := time.Now()
+	for g := 0; g < buyers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				u := users.Add(1)
+				c, err := s.Items().Get(ctx, 1, time.Now())
+				if err != nil {
+					errs <- err
+					return
+				}
+				if c.SoldOut {
+					c.Holder(u)
+					soldAt.CompareAndSwap(0, time.Now().UnixNano())
+					continue
+				}
+				r := flashgate.Reservation{OrderID: "o" + strconv.FormatInt(u, 10), ItemID: 1, UserID: u, Amount: 990, At: time.Now()}
+				res, err := s.Buy(ctx, c, &r, nil)
+				if err != nil && !errors.Is(err, redis.ErrBusy) {
+					errs <- err
+					return
+				}
+				if res.Outcome == redis.ShardEmpty {
+					soldAt.CompareAndSwap(0, time.Now().UnixNano())
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for soldAt.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	atSoldOut := total(commandStats(t, admin))
+	sold := time.Unix(0, soldAt.Load())
+	time.Sleep(2 * time.Second)                            // the window the issue names
+	after := total(commandStats(t, admin)) - atSoldOut - 1 // less one INFO
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if soldAt.Load() == 0 {
+		t.Fatal("the item never sold out")
+	}
+	selling := sold.Sub(start).Seconds()
+	steady := float64(atSoldOut) / selling
+	rate := float64(after) / 2
+	t.Logf("selling %d units: %.0f commands/s over %.2fs; the 2s after sold-out: %.0f commands/s (%d commands, %d requests in all)",
+		stock, steady, selling, rate, after, users.Load())
+	if rate > 2*steady {
+		t.Fatalf("%.0f commands/s in the 2s after sold-out, over twice the %.0f/s while selling", rate, steady)
 	}
 }
