@@ -2,6 +2,8 @@ package payment
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -39,7 +41,8 @@ func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) flashgate.Code {
 	if err != nil {
 		return gateway.WriteError(ctx, flashgate.Errorf(flashgate.Unauthorized, "missing or bad token in the token query parameter"))
 	}
-	if !s.openWS(user) {
+	release, ok := s.openWS(user)
+	if !ok {
 		ctx.Response.Header.Set("Retry-After", "5")
 		return gateway.WriteError(ctx, flashgate.Errorf(flashgate.RateLimited, "too many open order WebSockets; close one first"))
 	}
@@ -47,11 +50,24 @@ func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) flashgate.Code {
 	o, err := s.gw.Order(c, user, id)
 	cancel()
 	if err != nil {
-		s.closeWS(user)
+		release()
 		return s.writeError(ctx, err)
 	}
+	// fasthttp runs the handler only once the 101 is written: a client
+	// that goes before would hold its place forever, so a place not taken
+	// up within the handshake timeout is given back.
+	var started atomic.Bool
+	time.AfterFunc(2*s.ws.HandshakeTimeout+time.Second, func() {
+		if started.CompareAndSwap(false, true) {
+			release()
+		}
+	})
 	err = s.ws.Upgrade(ctx, func(conn *websocket.Conn) {
-		defer s.closeWS(user)
+		if !started.CompareAndSwap(false, true) {
+			conn.Close() // too late: its place was given back
+			return
+		}
+		defer release()
 		if !s.track() {
 			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(wsWriteWait))
 			conn.Close()
@@ -61,7 +77,9 @@ func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) flashgate.Code {
 		s.push(conn, user, o)
 	})
 	if err != nil {
-		s.closeWS(user)
+		if started.CompareAndSwap(false, true) {
+			release()
+		}
 		// Not a WebSocket handshake: the upgrader answered invalid.
 		s.log.Debug("websocket upgrade", "err", err)
 		return flashgate.Invalid
@@ -69,25 +87,27 @@ func (s *Service) watch(ctx *fasthttp.RequestCtx, id string) flashgate.Code {
 	return flashgate.OK
 }
 
-// openWS counts a socket of user, unless a cap is reached.
-func (s *Service) openWS(user int64) bool {
+// openWS counts a socket of user, unless a cap is reached, and returns
+// the function that gives its place back (once).
+func (s *Service) openWS(user int64) (release func(), ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if (s.cfg.WSMax > 0 && s.wsOpen >= s.cfg.WSMax) || (s.cfg.WSPerUser > 0 && s.wsUsers[user] >= s.cfg.WSPerUser) {
-		return false
+		return nil, false
 	}
 	s.wsOpen++
 	s.wsUsers[user]++
-	return true
-}
-
-func (s *Service) closeWS(user int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.wsOpen--
-	if s.wsUsers[user]--; s.wsUsers[user] <= 0 {
-		delete(s.wsUsers, user)
-	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.wsOpen--
+			if s.wsUsers[user]--; s.wsUsers[user] <= 0 {
+				delete(s.wsUsers, user)
+			}
+		})
+	}, true
 }
 
 // feed is the shared read of one watched order: every socket of the order
