@@ -62,6 +62,9 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 			return BuyResult{}, fmt.Errorf("reserve: stock of item %d shard %d is not loaded", r.ItemID, home)
 		}
 		it.markEmpty(home, true)
+		if it.soldOut.Load() {
+			return BuyResult{Outcome: ShardEmpty, Shard: home}, nil
+		}
 		if it.Shards == 1 {
 			return BuyResult{Outcome: ShardEmpty, Shard: home}, s.maybeSoldOut(ctx, it)
 		}
@@ -164,7 +167,11 @@ func (s *Store) maybeSoldOut(ctx context.Context, it *CachedItem) error {
 	if err != nil || found {
 		return err
 	}
-	return s.SetSoldOut(ctx, it.ID, true)
+	if err := s.SetSoldOut(ctx, it.ID, true); err != nil {
+		return err
+	}
+	it.soldOut.Store(true)
+	return nil
 }
 
 // PendingOrder returns the reservation of a pending order from the outbox of
