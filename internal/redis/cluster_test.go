@@ -2,11 +2,13 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,14 +193,31 @@ func TestBuysWhileSlotsMigrate(t *testing.T) {
 	var mu sync.Mutex
 	reserved := map[int64]string{}
 	failed := 0
+	var late atomic.Int64
 	var wg sync.WaitGroup
 	for range 32 {
 		wg.Go(func() {
 			for u := range users {
-				r := flashgate.Reservation{OrderID: ids.New(item), ItemID: item, UserID: u, Amount: 100, At: time.Now()}
-				bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				res, err := s.Buy(bctx, cached, &r, nil)
-				cancel()
+				// A buy that outlasts its deadline is tried again, as the
+				// gateway's 503 is by a client: under -race on a loaded box
+				// a round trip can take seconds, which is no migration
+				// error; a unit the late try took comes back as the
+				// user's (duplicate). TRYAGAIN must never come out.
+				var res redis.BuyResult
+				var err error
+				for try := 0; try < 10; try++ {
+					r := flashgate.Reservation{OrderID: ids.New(item), ItemID: item, UserID: u, Amount: 100, At: time.Now()}
+					bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					res, err = s.Buy(bctx, cached, &r, nil)
+					cancel()
+					if !errors.Is(err, context.DeadlineExceeded) {
+						break
+					}
+					late.Add(1)
+				}
+				if res.Outcome == redis.DuplicateBuyer {
+					res.Outcome = redis.Reserved // an earlier, late try of this user took it
+				}
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -215,7 +234,7 @@ func TestBuysWhileSlotsMigrate(t *testing.T) {
 	}
 	wg.Wait()
 	n := <-migrated
-	t.Logf("%d slot migrations; %d reserved, %d failed", n, len(reserved), failed)
+	t.Logf("%d slot migrations; %d reserved, %d failed, %d tries past their deadline", n, len(reserved), failed, late.Load())
 	if n != migrations {
 		t.Fatalf("%d slot migrations of %d", n, migrations)
 	}
