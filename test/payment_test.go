@@ -524,7 +524,9 @@ func testUnpaidOrdersExpire(t *testing.T, start starter) {
 // expire: every order ends paid or cancelled, a payment that lost to the
 // cancel is refunded, and the stock adds up.
 func TestNotifyRacesExpiry(t *testing.T) {
-	const ttl = 5 * time.Second
+	// Long enough for an order's row and pay URL to come under -race on a
+	// loaded box before it is due to be paid (a row took seconds there).
+	const ttl = 8 * time.Second
 	s := start(t, func(c *config.Config) { c.OrderTTL = ttl })
 	const n = 30
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": n, "shards": 4, "price": "5.00"})
@@ -543,7 +545,12 @@ func TestNotifyRacesExpiry(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := s.pay(ids[i], int64(100+i), map[string]string{"channel": "alipay"}) // waits for the row
+			// Before its row exists the order is pending: 409, try again.
+			a := s.pay(ids[i], int64(100+i), map[string]string{"channel": "alipay"})
+			for a.Status == 409 && strings.Contains(a.str("message"), "pending") && time.Until(payAt) > 0 {
+				time.Sleep(50 * time.Millisecond)
+				a = s.pay(ids[i], int64(100+i), map[string]string{"channel": "alipay"})
+			}
 			url := a.str("pay_url")
 			if a.Status != 200 || url == "" {
 				t.Errorf("pay %s with alipay: %d %s", ids[i], a.Status, a.Raw)
