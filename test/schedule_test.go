@@ -196,6 +196,15 @@ func TestPublishRetryIsSafe(t *testing.T) {
 	if a := s.adminDo("POST", fmt.Sprintf("/admin/v1/activities/%d/publish", act), nil); a.Status != 409 {
 		t.Fatalf("retried publish: %d %s", a.Status, a.Raw)
 	}
+	// The gateway learns of the metadata written back by Redis's
+	// invalidation push, which may come a moment after the admin's answer:
+	// until then it still answers not_found from its cache.
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if a := s.buy(item, s.token(1)); a.code() == "not_found" {
+			return fmt.Errorf("buy after the retried publish: %s", a.Raw)
+		}
+		return nil
+	})
 	for u, order := range orders {
 		a := s.buy(item, s.token(u))
 		if a.code() != "duplicate" || a.str("order_id") != order {
