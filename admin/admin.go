@@ -357,9 +357,8 @@ func newItemOut(it *flashgate.Item) itemOut {
 }
 
 func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	a, err := s.db.Activity(r.Context(), id)
@@ -379,11 +378,6 @@ func (s *Server) getActivity(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
-	activity, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
 	var body struct {
 		Name           string          `json:"name"`
 		Price          json.RawMessage `json:"price"`
@@ -393,8 +387,8 @@ func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
 		RequirePath    bool            `json:"require_path"`
 		RequireCaptcha bool            `json:"require_captcha"`
 	}
-	if err := DecodeJSON(r, &body); err != nil {
-		WriteError(w, err)
+	activity, ok := pathIDBody(w, r, &body)
+	if !ok {
 		return
 	}
 	it := flashgate.Item{ActivityID: activity, Name: body.Name, Shards: 8, RequirePath: body.RequirePath, RequireCaptcha: body.RequireCaptcha}
@@ -407,6 +401,7 @@ func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, invalid(422, "price: required"))
 		return
 	}
+	var err error
 	if it.Price, err = flashgate.ParseMoney(price); err != nil {
 		WriteError(w, invalid(422, "price: %v", err))
 		return
@@ -441,9 +436,8 @@ func (s *Server) addItem(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	n, err := s.ops.Numbers(r.Context(), id)
@@ -463,4 +457,19 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 		err = flashgate.Errorf(flashgate.Unavailable, "%s failed: a dependency is unavailable", what)
 	}
 	WriteError(w, err)
+}
+
+// pathIDBody reads the {id} path value and, when body is not nil, decodes the
+// JSON request body into it. On a bad id or body it writes the 4xx answer and
+// reports false, so a handler only returns.
+func pathIDBody(w http.ResponseWriter, r *http.Request, body any) (int64, bool) {
+	id, err := PathID(r, "id")
+	if err == nil && body != nil {
+		err = DecodeJSON(r, body)
+	}
+	if err != nil {
+		WriteError(w, err)
+		return 0, false
+	}
+	return id, true
 }

@@ -65,12 +65,12 @@ type LiveOrders struct {
 }
 
 func (s *Server) live(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	seconds := int64(60)
+	var err error
 	if v := r.URL.Query().Get("seconds"); v != "" {
 		if seconds, err = strconv.ParseInt(v, 10, 64); err != nil || seconds < 1 || seconds > redis.AnswerKeep-5 {
 			WriteError(w, invalid(400, "seconds: must be from 1 to %d", redis.AnswerKeep-5))

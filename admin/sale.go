@@ -71,18 +71,13 @@ func (s *Server) listActivities(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) patchActivity(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
 	var body struct {
 		Name    *string `json:"name"`
 		StartAt *string `json:"start_at"`
 		EndAt   *string `json:"end_at"`
 	}
-	if err := DecodeJSON(r, &body); err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, &body)
+	if !ok {
 		return
 	}
 	var p mysql.ActivityPatch
@@ -121,9 +116,8 @@ func (s *Server) patchActivity(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteActivity(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	if err := s.db.DeleteActivity(r.Context(), id, s.now()); err != nil {
@@ -136,9 +130,8 @@ func (s *Server) deleteActivity(w http.ResponseWriter, r *http.Request) {
 // publish publishes an activity now, or schedules it: with an "at" after
 // now the fleet publishes it then (contract §11).
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	var body struct {
@@ -182,9 +175,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) unschedule(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	if err := s.db.Unschedule(r.Context(), id, s.now()); err != nil {
@@ -195,9 +187,8 @@ func (s *Server) unschedule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) closeActivity(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	a, err := s.ops.Close(r.Context(), id)
@@ -210,11 +201,6 @@ func (s *Server) closeActivity(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) patchItem(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
 	var body struct {
 		Name           *string         `json:"name"`
 		Price          json.RawMessage `json:"price"`
@@ -223,8 +209,8 @@ func (s *Server) patchItem(w http.ResponseWriter, r *http.Request) {
 		RequirePath    *bool           `json:"require_path"`
 		RequireCaptcha *bool           `json:"require_captcha"`
 	}
-	if err := DecodeJSON(r, &body); err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, &body)
+	if !ok {
 		return
 	}
 	p := mysql.ItemPatch{Name: body.Name, Points: body.Points, Shards: body.Shards, RequirePath: body.RequirePath, RequireCaptcha: body.RequireCaptcha}
@@ -263,16 +249,11 @@ func (s *Server) patchItem(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adjustStock(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
-		return
-	}
 	var body struct {
 		Delta *int64 `json:"delta"`
 	}
-	if err := DecodeJSON(r, &body); err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, &body)
+	if !ok {
 		return
 	}
 	switch {
@@ -296,9 +277,8 @@ func (s *Server) adjustStock(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) reconcile(w http.ResponseWriter, r *http.Request) {
-	id, err := PathID(r, "id")
-	if err != nil {
-		WriteError(w, err)
+	id, ok := pathIDBody(w, r, nil)
+	if !ok {
 		return
 	}
 	n, err := s.ops.Numbers(r.Context(), id)
