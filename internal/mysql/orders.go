@@ -301,11 +301,17 @@ type OrderCounts struct {
 
 // ItemOrderCounts counts an item's order rows by status.
 func (db *DB) ItemOrderCounts(ctx context.Context, item int64) (OrderCounts, error) {
+	return itemOrderCounts(ctx, db, item)
+}
+
+// itemOrderCounts counts an item's order rows by status through q, so
+// ItemCounts can do it inside its snapshot transaction.
+func itemOrderCounts(ctx context.Context, q sqlx.QueryerContext, item int64) (OrderCounts, error) {
 	var rows []struct {
 		Status string `db:"status"`
 		N      int64  `db:"n"`
 	}
-	if err := db.SelectContext(ctx, &rows, "SELECT status, COUNT(*) AS n FROM seckill_order WHERE item_id = ? GROUP BY status", item); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &rows, "SELECT status, COUNT(*) AS n FROM seckill_order WHERE item_id = ? GROUP BY status", item); err != nil {
 		return OrderCounts{}, fmt.Errorf("count orders of item %d: %w", item, err)
 	}
 	var c OrderCounts

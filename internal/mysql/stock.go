@@ -156,25 +156,11 @@ func (db *DB) ItemCounts(ctx context.Context, item int64, outbox []string) (Coun
 			}
 			return fmt.Errorf("read item %d: %w", item, err)
 		}
-		var rows []struct {
-			Status string `db:"status"`
-			N      int64  `db:"n"`
+		oc, err := itemOrderCounts(ctx, tx, item)
+		if err != nil {
+			return err
 		}
-		if err := tx.SelectContext(ctx, &rows, "SELECT status, COUNT(*) AS n FROM seckill_order WHERE item_id = ? GROUP BY status", item); err != nil {
-			return fmt.Errorf("count orders of item %d: %w", item, err)
-		}
-		for _, r := range rows {
-			switch flashgate.OrderStatus(r.Status) {
-			case flashgate.OrderUnpaid:
-				c.Unpaid = r.N
-			case flashgate.OrderPaid:
-				c.Paid = r.N
-			case flashgate.OrderCancelled:
-				c.Cancelled = r.N
-			case flashgate.OrderRefunded:
-				c.Refunded = r.N
-			}
-		}
+		c.OrderCounts = oc
 		for ids := outbox; len(ids) > 0; {
 			chunk := ids[:min(len(ids), 1000)]
 			ids = ids[len(chunk):]
