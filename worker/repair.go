@@ -16,19 +16,7 @@ import (
 // waits out RepairGrace and the consumers' catching up, and must not hold
 // the relay or the restocker meanwhile.
 func (w *Worker) repairLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := w.Repair(ctx); err != nil && ctx.Err() == nil {
-			w.m.errors.WithLabelValues("repair").Inc()
-			w.log.Warn("background job failed", "job", "repair", "err", err)
-		}
-	}
+	everyTick(ctx, w.cfg.Tick, func() { w.jobFailed(ctx, "repair", w.Repair(ctx)) })
 }
 
 // Repair probes every shard of every published item and repairs the items

@@ -225,30 +225,12 @@ func (w *Worker) AddJob(name string, fn func(context.Context) error) {
 func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := 0; i < w.cfg.Consumers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.consume(ctx)
-		}()
+		wg.Go(func() { w.consume(ctx) })
 	}
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		w.periodic(ctx)
-	}()
-	go func() {
-		defer wg.Done()
-		w.ops.RunScheduler(ctx) // workers take part in scheduled publishing
-	}()
-	go func() {
-		defer wg.Done()
-		w.measureLag(ctx)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.repairLoop(ctx)
-	}()
+	wg.Go(func() { w.periodic(ctx) })
+	wg.Go(func() { w.ops.RunScheduler(ctx) }) // workers take part in scheduled publishing
+	wg.Go(func() { w.measureLag(ctx) })
+	wg.Go(func() { w.repairLoop(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -391,7 +373,20 @@ func (w *Worker) settle(ctx context.Context, rs []flashgate.Reservation) {
 }
 
 func (w *Worker) periodic(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Tick)
+	everyTick(ctx, w.cfg.Tick, func() {
+		for _, j := range w.jobs {
+			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := j.fn(jctx)
+			cancel()
+			w.jobFailed(ctx, j.name, err)
+		}
+	})
+}
+
+// everyTick calls fn every tick until ctx is done; a slow fn delays the
+// next call rather than stacking calls up.
+func everyTick(ctx context.Context, tick time.Duration, fn func()) {
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
 		select {
@@ -399,15 +394,16 @@ func (w *Worker) periodic(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, j := range w.jobs {
-			jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := j.fn(jctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				w.m.errors.WithLabelValues(j.name).Inc()
-				w.log.Warn("background job failed", "job", j.name, "err", err)
-			}
-		}
+		fn()
+	}
+}
+
+// jobFailed counts and logs the error of a background job, unless there is
+// none or the worker is shutting down (then the error is the shutdown's).
+func (w *Worker) jobFailed(ctx context.Context, name string, err error) {
+	if err != nil && ctx.Err() == nil {
+		w.m.errors.WithLabelValues(name).Inc()
+		w.log.Warn("background job failed", "job", name, "err", err)
 	}
 }
 
@@ -418,14 +414,7 @@ func (w *Worker) periodic(ctx context.Context) {
 func (w *Worker) measureLag(ctx context.Context) {
 	m := kafka.NewLagMeter(w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group)
 	defer m.Close()
-	t := time.NewTicker(w.cfg.Tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	everyTick(ctx, w.cfg.Tick, func() {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		lag, err := m.Lag(lctx)
 		cancel()
@@ -436,7 +425,7 @@ func (w *Worker) measureLag(ctx context.Context) {
 			w.m.errors.WithLabelValues("lag").Inc()
 			w.log.Warn("measure kafka lag", "err", err)
 		}
-	}
+	})
 }
 
 // Relay produces again the outbox entries older than RelayAfter: the
