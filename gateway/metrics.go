@@ -55,10 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}), vec: vec, mounted: map[string]map[flashgate.Code]prometheus.Counter{}}
 	m.mount(routeOther)
 	for r := routeID(0); r < numRoutes; r++ {
-		m.requests[r] = map[flashgate.Code]prometheus.Counter{}
-		for _, c := range allCodes {
-			m.requests[r][c] = vec.WithLabelValues(routeNames[r], string(c))
-		}
+		m.requests[r] = m.codeCounters(routeNames[r])
 	}
 	reg.MustRegister(vec, m.buy)
 	return m
@@ -70,11 +67,17 @@ func (m *metrics) mount(routes ...string) {
 		if m.mounted[r] != nil {
 			continue
 		}
-		m.mounted[r] = map[flashgate.Code]prometheus.Counter{}
-		for _, c := range allCodes {
-			m.mounted[r][c] = m.vec.WithLabelValues(r, string(c))
-		}
+		m.mounted[r] = m.codeCounters(r)
 	}
+}
+
+// codeCounters resolves the counters of route, one per code.
+func (m *metrics) codeCounters(route string) map[flashgate.Code]prometheus.Counter {
+	codes := make(map[flashgate.Code]prometheus.Counter, len(allCodes))
+	for _, c := range allCodes {
+		codes[c] = m.vec.WithLabelValues(route, string(c))
+	}
+	return codes
 }
 
 // countMounted counts an answer of a mounted route; a name that was not
@@ -123,15 +126,16 @@ func codeOfStatus(status int) flashgate.Code {
 	return flashgate.Invalid
 }
 
-func (g *Gateway) count(r routeID, c flashgate.Code) {
-	if ctr := g.m.requests[r][c]; ctr != nil {
+func (g *Gateway) count(r routeID, c flashgate.Code) { g.m.count(r, c) }
+
+// count counts an answer of route r; a code outside allCodes is not counted.
+func (m *metrics) count(r routeID, c flashgate.Code) {
+	if ctr := m.requests[r][c]; ctr != nil {
 		ctr.Inc()
 	}
 }
 
 func (m *metrics) observeBuy(c flashgate.Code, d time.Duration) {
-	if ctr := m.requests[routeBuy][c]; ctr != nil {
-		ctr.Inc()
-	}
+	m.count(routeBuy, c)
 	m.buy.Observe(d.Seconds())
 }
