@@ -2,7 +2,6 @@ package admin
 
 import (
 	"embed"
-	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,16 +18,7 @@ import (
 //go:embed web
 var webFS embed.FS
 
-func loadWeb() *webasset.Set {
-	sub, err := fs.Sub(webFS, "web")
-	if err == nil {
-		var s *webasset.Set
-		if s, err = webasset.Load(sub); err == nil {
-			return s
-		}
-	}
-	panic(err) // embedded at build time: cannot fail at run time
-}
+func loadWeb() *webasset.Set { return webasset.MustSub(webFS, "web") }
 
 // page answers the console's files; false when r is not for one.
 func (s *Server) page(w http.ResponseWriter, r *http.Request) bool {
@@ -52,10 +42,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) bool {
 	}
 	body, etag, gz := f.Pick(r.Header.Get("Accept-Encoding"))
 	h := w.Header()
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", f.CacheControl)
-	h.Set("Vary", "Accept-Encoding")
-	h.Set("X-Content-Type-Options", "nosniff")
+	f.SetHeaders(h.Set, etag)
 	// The console holds the admin token: no other site may frame it.
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")

@@ -4,7 +4,6 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -23,17 +22,7 @@ import (
 //go:embed web
 var webFS embed.FS
 
-func loadWeb() *webasset.Set {
-	sub, err := fs.Sub(webFS, "web")
-	if err == nil {
-		var s *webasset.Set
-		if s, err = webasset.Load(sub); err == nil {
-			return s
-		}
-	}
-	// The files are embedded at build time: this cannot fail at run time.
-	panic(err)
-}
+func loadWeb() *webasset.Set { return webasset.MustSub(webFS, "web") }
 
 // pageRoute serves the embedded file name (a route of builtinRoutes).
 func (g *Gateway) pageRoute(name string) fasthttp.RequestHandler {
@@ -59,10 +48,7 @@ func (g *Gateway) page(ctx *fasthttp.RequestCtx, name string) flashgate.Code {
 	}
 	body, etag, gz := f.Pick(string(ctx.Request.Header.Peek("Accept-Encoding")))
 	h := &ctx.Response.Header
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", f.CacheControl)
-	h.Set("Vary", "Accept-Encoding")
-	h.Set("X-Content-Type-Options", "nosniff")
+	f.SetHeaders(h.Set, etag)
 	if webasset.NotModified(string(ctx.Request.Header.Peek("If-None-Match")), etag) {
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		return flashgate.OK

@@ -94,6 +94,19 @@ func Load(fsys fs.FS) (*Set, error) {
 	return s, nil
 }
 
+// MustSub loads the files under dir of fsys, a tree embedded at build
+// time: an error there cannot happen at run time, so it panics.
+func MustSub(fsys fs.FS, dir string) *Set {
+	sub, err := fs.Sub(fsys, dir)
+	if err == nil {
+		var s *Set
+		if s, err = Load(sub); err == nil {
+			return s
+		}
+	}
+	panic(err)
+}
+
 // Get returns the file called name, or nil.
 func (s *Set) Get(name string) *File { return s.files[name] }
 
@@ -106,6 +119,15 @@ func (f *File) Pick(acceptEncoding string) (body []byte, etag string, gzipped bo
 		return f.Gzip, f.ETag[:len(f.ETag)-1] + `-gz"`, true
 	}
 	return f.Body, f.ETag, false
+}
+
+// SetHeaders sets through set the headers that every answer of f carries,
+// 200 or 304: etag (the one Pick returned), Cache-Control, Vary and nosniff.
+func (f *File) SetHeaders(set func(key, value string), etag string) {
+	set("ETag", etag)
+	set("Cache-Control", f.CacheControl)
+	set("Vary", "Accept-Encoding")
+	set("X-Content-Type-Options", "nosniff")
 }
 
 // NotModified reports whether an If-None-Match header value names etag.
