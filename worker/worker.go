@@ -167,44 +167,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// defaultTo sets *p to d when it is not positive (a setting left out).
+func defaultTo[T ~int | ~int64](p *T, d T) {
+	if *p <= 0 {
+		*p = d
+	}
+}
+
 // New returns a worker. producer is used by the relay.
 func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer, log *slog.Logger, reg prometheus.Registerer) *Worker {
 	if cfg.Group == "" {
 		cfg.Group = "flashgate-workers"
 	}
-	if cfg.Consumers <= 0 {
-		cfg.Consumers = 2
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 1000
-	}
-	if cfg.Linger <= 0 {
-		cfg.Linger = 20 * time.Millisecond
-	}
-	if cfg.RelayAfter <= 0 {
-		cfg.RelayAfter = 5 * time.Second
-	}
-	if cfg.TransferAfter <= 0 {
-		cfg.TransferAfter = 5 * time.Second
-	}
-	if cfg.Tick <= 0 {
-		cfg.Tick = time.Second
-	}
-	if cfg.RepairGrace <= 0 {
-		cfg.RepairGrace = 30 * time.Second
-	}
-	if cfg.ArchiveAfter <= 0 {
-		cfg.ArchiveAfter = time.Hour
-	}
-	if cfg.DriftEvery <= 0 {
-		cfg.DriftEvery = 5 * time.Second
-	}
-	if cfg.DriftAfter <= 0 {
-		cfg.DriftAfter = 10 * time.Second
-	}
-	if cfg.ShutdownGrace <= 0 {
-		cfg.ShutdownGrace = 10 * time.Second
-	}
+	defaultTo(&cfg.Consumers, 2)
+	defaultTo(&cfg.Batch, 1000)
+	defaultTo(&cfg.Linger, 20*time.Millisecond)
+	defaultTo(&cfg.RelayAfter, 5*time.Second)
+	defaultTo(&cfg.TransferAfter, 5*time.Second)
+	defaultTo(&cfg.Tick, time.Second)
+	defaultTo(&cfg.RepairGrace, 30*time.Second)
+	defaultTo(&cfg.ArchiveAfter, time.Hour)
+	defaultTo(&cfg.DriftEvery, 5*time.Second)
+	defaultTo(&cfg.DriftAfter, 10*time.Second)
+	defaultTo(&cfg.ShutdownGrace, 10*time.Second)
 	w := &Worker{cfg: cfg, db: db, store: store, producer: producer, log: log, m: newMetrics(reg),
 		ops: sale.New(db, store, log), bans: edge.NewBanStore(store.Client(), store.Prefix())}
 	w.jobs = []job{{"relay", w.Relay}, {"reconcile", w.Reconcile}, {"restock", w.Restock},
