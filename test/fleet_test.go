@@ -1,20 +1,11 @@
 package test
 
 import (
-	"context"
 	"fmt"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/flashgate/flashgate/internal/app"
-	"github.com/flashgate/flashgate/internal/config"
-	"github.com/flashgate/flashgate/internal/kafka"
-	"github.com/flashgate/flashgate/internal/mysql"
-	"github.com/flashgate/flashgate/internal/testenv"
 )
 
 // TestFleet runs the roles as separate processes would: two gateways, two
@@ -22,32 +13,8 @@ import (
 // broker. Buys spread over both gateways; every unit sells once and every
 // accepted buy becomes a row.
 func TestFleet(t *testing.T) {
-	base := testenv.Config(t)
-	broker, err := kafka.StartBroker(base.KafkaTopic, base.KafkaPartitions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	if err := mysql.Migrate(context.Background(), base.MySQLDSN); err != nil {
-		t.Fatal(err)
-	}
-	role := func(r string) *app.App {
-		c := *base
-		c.Role = r
-		c.KafkaBrokers = broker.Addrs()
-		c.AuthSecret = strings.Repeat("f", 40)
-		c.AdminToken = strings.Repeat("a", 20)
-		return testenv.Start(t, &c)
-	}
-	adm := role(config.RoleAdmin)
-	gws := []*app.App{role(config.RoleGateway), role(config.RoleGateway)}
-	role(config.RoleWorker)
-	role(config.RoleWorker)
-
-	// The admin helpers of stack talk to adm; buys go to either gateway.
-	s := &stack{t: t, app: adm, admin: "http://" + adm.AdminAddr, gw: "http://" + gws[0].HTTPAddr,
-		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	t.Cleanup(s.http.CloseIdleConnections)
+	// The admin helpers of stack talk to the admin; buys go to either gateway.
+	s := fleetOf(roles{gateways: 2, workers: 2})(t, nil)
 	const stock, users = 60, 400
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": stock, "shards": 8})
 
@@ -60,9 +27,8 @@ func TestFleet(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			gw := gws[u%2]
-			tok := gw.Signer.Mint(u, time.Now().Add(time.Hour))
-			url := fmt.Sprintf("http://%s/api/v1/seckill/%d", gw.HTTPAddr, item)
+			tok := s.token(u)
+			url := fmt.Sprintf("%s/api/v1/seckill/%d", s.gws[u%2], item)
 			// A 503 is allowed (contract §4: nothing taken, or taken with
 			// its order): the client tries again, as a shopper's would,
 			// and a unit taken by the failed try comes back duplicate.
