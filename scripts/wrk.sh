@@ -99,6 +99,11 @@ redis_cpu() {
   redis-cli -h "${REDIS%:*}" -p "${REDIS##*:}" info cpu | tr -d '\r' |
     awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
 }
+rcli() { redis-cli -h "${REDIS%:*}" -p "${REDIS##*:}" "$@"; }
+cmdstats() { # orders: each command's calls and µs inside Redis, per order
+  rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),usec_per_call=\([0-9.]*\).*/\1 \2 \3 \4/p' |
+    sort -k3 -nr | head -12 | awk -v n="$1" '{ printf "           %-12s %9d calls %8.2f µs/call %6.3f calls/order %6.2f µs/order\n", $1, $2, $4, (n > 0 ? $2 / n : 0), (n > 0 ? $3 / n : 0) }'
+}
 MYSQLD=$(pidof mariadbd || pidof mysqld || true)
 mysql_cpu() { # utime+stime in seconds, fields counted after the ')'
   [ -n "$MYSQLD" ] && [ -r "/proc/$MYSQLD/stat" ] || { echo NA; return; }
@@ -139,6 +144,7 @@ for round in $(seq 1 "$REPEAT"); do
   r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now)
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   ridle=$(rate "$r0" "$r1" "$w") midle=$(rate "$m0" "$m1" "$w")
+  rcli CONFIG RESETSTAT >/dev/null
   r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now)
   gw=$(run rotate.lua "$WRK_TARGET$path" "$TMP/buy.tok")
   ended=$(now)
@@ -156,6 +162,9 @@ for round in $(seq 1 "$REPEAT"); do
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   echo "buy      flashgate $(rps "$gw")/s (p99 $(p99 "$gw"), $(non2xx "$gw") non-2xx) ÷ bare $(rps "$bare")/s = $(ratio "$(rps "$gw")" "$(rps "$bare")")  (goal ≥ 0.50)"
   echo "         $accepted accepted, $orders orders, settled ${settled}s after the storm (goal ≤ 20s); CPU per order: Redis $(per_order "$r0" "$r1" "$orders" "$ridle" "$w") (goal ≤ 5), MariaDB $(per_order "$m0" "$m1" "$orders" "$midle" "$w") (goal ≤ 6)"
+
+  echo "         Redis commands during the buy run and its drain, per order (INFO commandstats):"
+  cmdstats "$orders"
 
   if [ "${WRK_BENCH:-0}" = 1 ]; then
     gen() { bench --redis-addr "$REDIS" --cpu-idle 4s --duration "$DURATION" "$@" | grep -E '^  (requests|latency|cpu|goal|result)' || true; }
