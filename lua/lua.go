@@ -6,9 +6,9 @@ package lua
 
 import _ "embed"
 
-// Reserve takes one unit from a shard for a user, atomically with the
-// duplicate check and the outbox entry; a borrowing buyer's transfer is
-// credited in the same step.
+// Reserve takes one unit from a shard for each of a batch of buyers,
+// atomically with each one's duplicate check and outbox entry; a borrowing
+// buyer's transfer is credited in the same step.
 //
 //go:embed reserve.lua
 var Reserve string

@@ -1,52 +1,85 @@
--- reserve: take one unit of an item's shard for a user.
--- Prefixed with fence.lua.
+-- reserve: take one unit of an item's shard for each of a batch of buyers,
+-- in their order. Prefixed with fence.lua.
+-- The gateway sends together the buys of one shard that arrive while a call
+-- for that shard is in flight (internal/redis, Store.Reserve): the Lua call
+-- itself costs Redis more than the commands it runs, so one call for many
+-- buyers costs each of them a fraction of it.
 -- KEYS[1] stock    string: units left in the shard
 -- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
 -- KEYS[3] outbox   hash: order id -> reservation wire form
 -- KEYS[4] pending  zset: order id -> ms when it entered the outbox
 -- KEYS[5] xin      optional, zset: transfer id -> ms when credited
 -- KEYS[#KEYS] ep   hash: the fence (see fence.lua)
--- ARGV[1] user id, ARGV[2] order id, ARGV[3] reservation wire form, ARGV[4] now (unix ms)
--- ARGV[5] transfer id, ARGV[6] units: with KEYS[5], a buyer who borrowed
--- stock from another shard first credits the transfer here (once per id, as
--- credit.lua does), so that no one else can take the borrowed units before
--- the borrower gets one.
--- A script run twice for the same order (a caller that retried) reserves
--- once: the second run finds the user's mark holding this very order and
--- answers as the first did.
--- Reply:
---   {0, left}      reserved; left units remain in the shard
---   {1, order_id}  duplicate: the user already holds order_id on this item
---   {2}            the shard is empty (the caller may borrow from another shard)
---   {3}            the shard's stock is not loaded
---   error FENCED   the shard awaits repair (nothing changed)
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {3}
+-- ARGV[1] now (unix ms)
+-- ARGV[2] transfer id, ARGV[3] units: with KEYS[5], a buyer who borrowed
+--   stock from another shard first credits the transfer here (once per id,
+--   as credit.lua does), so that no one else can take the borrowed units
+--   before the borrower gets one. Empty without KEYS[5].
+-- ARGV[4..] the buyers, three arguments each: user id, order id,
+--   reservation wire form.
+-- Each buyer, in order, as if alone:
+--   - the user's mark holds this very order: reserved (a caller that retried
+--     a call that ran reserves once, and hears what the first run said);
+--   - the mark holds another order: duplicate, with that order (a user twice
+--     in one batch: the second sees the first's mark);
+--   - no units left: the shard is empty (the caller may borrow);
+--   - else one unit is taken: the mark, the outbox entry and the pending
+--     entry are written.
+-- The checks run once per call (the stock loaded, the fence), and the writes
+-- once per call for all the units taken.
+-- Reply: two entries per buyer, in the buyers' order:
+--   0, left      reserved; left units remained in the shard after it
+--   1, order_id  duplicate: the user already holds order_id on this item
+--   2, 0         the shard is empty
+--   3, 0         the shard's stock is not loaded (then for every buyer)
+--   error FENCED the shard awaits repair (nothing changed, for every buyer)
+local buyers = (#ARGV - 3) / 3
+local n = redis.call('GET', KEYS[1])
+local reply = {}
+if not n then
+  for i = 1, buyers do
+    reply[2 * i - 1], reply[2 * i] = 3, 0
+  end
+  return reply
 end
+n = tonumber(n)
 local refused = fence(KEYS[#KEYS])
 if refused then
   return refused
 end
-if #KEYS == 6 and redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[5]) == 1 then
-  redis.call('INCRBY', KEYS[1], ARGV[6])
+if #KEYS == 6 and redis.call('ZADD', KEYS[5], 'NX', ARGV[1], ARGV[2]) == 1 then
+  n = redis.call('INCRBY', KEYS[1], ARGV[3])
 end
-local prev = redis.call('HGET', KEYS[2], ARGV[1])
-if prev then
-  if prev == ARGV[2] then
-    return {0, tonumber(redis.call('GET', KEYS[1]) or '0')}
+local users = {}
+for i = 1, buyers do
+  users[i] = ARGV[3 * i + 1]
+end
+local marks = redis.call('HMGET', KEYS[2], unpack(users))
+local taken = {} -- user -> order taken in this call
+local newMarks, entries, queued = {}, {}, {} -- HSET and ZADD arguments
+local took = 0
+for i = 1, buyers do
+  local user, order = users[i], ARGV[3 * i + 2]
+  local mark = taken[user] or marks[i]
+  if mark == order then
+    reply[2 * i - 1], reply[2 * i] = 0, n - took
+  elseif mark then
+    reply[2 * i - 1], reply[2 * i] = 1, mark
+  elseif n - took <= 0 then
+    reply[2 * i - 1], reply[2 * i] = 2, 0
+  else
+    took = took + 1
+    taken[user] = order
+    newMarks[2 * took - 1], newMarks[2 * took] = user, order
+    entries[2 * took - 1], entries[2 * took] = order, ARGV[3 * i + 3]
+    queued[2 * took - 1], queued[2 * took] = ARGV[1], order
+    reply[2 * i - 1], reply[2 * i] = 0, n - took
   end
-  return {1, prev}
 end
-local n = redis.call('GET', KEYS[1])
-if not n then
-  return {3}
+if took > 0 then
+  redis.call('DECRBY', KEYS[1], took)
+  redis.call('HSET', KEYS[2], unpack(newMarks))
+  redis.call('HSET', KEYS[3], unpack(entries))
+  redis.call('ZADD', KEYS[4], unpack(queued))
 end
-n = tonumber(n)
-if n <= 0 then
-  return {2}
-end
-redis.call('DECR', KEYS[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
-return {0, n - 1}
+return reply

@@ -2,6 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,4 +69,66 @@ func BenchmarkReserveScript(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReserveRedisCPU is the reserve script's cost inside Redis: 128
+// buyers at once on an item of 8 shards, each buy a fresh user, and Redis's
+// own CPU time (INFO cpu, before and after) divided by the buys, reported
+// as redis-µs/buy, with the script calls per buy (INFO commandstats).
+// Everything else on the Redis counts too, so point it at a Redis of its
+// own:
+//
+//	redis-server --port 6390 --save "" --appendonly no &
+//	FLASHGATE_TEST_REDIS=127.0.0.1:6390 go test -run '^$' -bench ReserveRedisCPU ./internal/redis/
+func BenchmarkReserveRedisCPU(b *testing.B) {
+	s := openB(b)
+	it := benchItem(b, s, 1<<40, 8)
+	ids := flashgate.NewOrderIDs()
+	var user atomic.Int64
+	ctx := context.Background()
+	cpu0, calls0 := redisCPU(b, s)
+	b.ReportAllocs()
+	b.SetParallelism(128 / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var wire []byte
+		for pb.Next() {
+			r := flashgate.Reservation{OrderID: ids.New(1), ItemID: 1, UserID: user.Add(1), Amount: 100, At: time.Now()}
+			res, err := s.Buy(ctx, it, &r, wire)
+			if err != nil || res.Outcome != redis.Reserved {
+				b.Fatalf("%+v %v", res, err)
+			}
+			wire = res.Wire
+		}
+	})
+	b.StopTimer()
+	cpu1, calls1 := redisCPU(b, s)
+	b.ReportMetric((cpu1-cpu0)*1e6/float64(b.N), "redis-µs/buy")
+	b.ReportMetric(float64(calls1-calls0)/float64(b.N), "calls/buy")
+}
+
+// redisCPU reads Redis's CPU seconds (user and system) and its count of
+// EVALSHA calls.
+func redisCPU(b *testing.B, s *redis.Store) (float64, int64) {
+	b.Helper()
+	c := s.Client()
+	info, err := c.Do(context.Background(), c.B().Info().Section("cpu").Section("commandstats").Build()).ToString()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var cpu float64
+	var calls int64
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "used_cpu_user:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		} else if v, ok := strings.CutPrefix(line, "used_cpu_sys:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		} else if v, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+			calls, _ = strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+		}
+	}
+	return cpu, calls
 }

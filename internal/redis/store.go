@@ -168,6 +168,7 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 type shardKeys struct {
 	base                               string // "<prefix>:{i42:3}:"
 	stock, buyers, outbox, pending, ep string
+	queue                              reserveQueue // the shard's buys waiting for a reserve call
 }
 
 // keyCache holds shardKeys per item; items are few and live long.
@@ -240,53 +241,6 @@ type ReserveResult struct {
 	Outcome ReserveOutcome
 	Left    int64  // units left in the shard after a reservation
 	OrderID string // the order the user already holds, on DuplicateBuyer
-}
-
-// Reserve runs reserve.lua on a shard: wire is the reservation's wire form.
-func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
-	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.ep}
-	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10)}
-	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
-}
-
-// CreditReserve runs reserve.lua on the user's home shard with a transfer:
-// it credits transfer xferID (once) and reserves the user's unit in the same
-// step.
-func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID string, units int64, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
-	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin", k.ep}
-	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10),
-		xferID, strconv.FormatInt(units, 10)}
-	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
-}
-
-func parseReserve(vals []rueidis.RedisMessage, err error) (ReserveResult, error) {
-	if err != nil {
-		return ReserveResult{}, fmt.Errorf("reserve: %w", fenced(err))
-	}
-	if len(vals) == 0 {
-		return ReserveResult{}, errors.New("reserve: empty reply")
-	}
-	code, err := vals[0].AsInt64()
-	if err != nil {
-		return ReserveResult{}, fmt.Errorf("reserve: reply: %w", err)
-	}
-	r := ReserveResult{Outcome: ReserveOutcome(code)}
-	switch r.Outcome {
-	case Reserved:
-		if len(vals) > 1 {
-			r.Left, _ = vals[1].AsInt64()
-		}
-	case DuplicateBuyer:
-		if len(vals) > 1 {
-			r.OrderID, _ = vals[1].ToString()
-		}
-	case ShardEmpty, ShardNotLoaded:
-	default:
-		return ReserveResult{}, fmt.Errorf("reserve: unknown reply code %d", code)
-	}
-	return r, nil
 }
 
 // Take runs take.lua on the donor shard from, logging a transfer of up to

@@ -1,0 +1,194 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// maxBatch bounds the buyers of one reserve call, so that one call holds
+// Redis (which runs a script to its end before anything else) for a bounded
+// time: about 1.5 µs a buyer.
+const maxBatch = 64
+
+// reserveQueue coalesces the buys of one shard (natural batching): a buy
+// whose shard has a reserve call in flight waits for that call to end and
+// goes in the next one, with every other buy that arrived meanwhile. There
+// is no timer: a buy that finds no call in flight goes at once, alone.
+//
+// A call is sent by its leader, the first buyer of its batch. When it ends
+// the leader hands the queue (up to maxBatch) to its first waiter, who
+// leads the next call, then gives every buyer of its own batch its answer
+// and returns: nobody waits for more than the call carrying its buy.
+type reserveQueue struct {
+	mu      sync.Mutex
+	busy    bool     // a call is in flight; its leader will hand off
+	waiting []*buyer // buys that arrived meanwhile, in order
+}
+
+// buyer is one buy in a reserve call.
+type buyer struct {
+	user  int64
+	order string
+	wire  []byte
+	at    time.Time
+
+	batch []*buyer      // set when this buyer leads a call: its buyers, itself first
+	res   ReserveResult // the answer, set by the leader before done
+	err   error
+	done  chan struct{} // signalled once: the answer is set, or batch is
+}
+
+// Reserve runs reserve.lua on a shard for one buyer: wire is the
+// reservation's wire form. Concurrent buys of the same shard share calls
+// (see reserveQueue); each gets the answer the script gave it.
+func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
+	k := s.keysOf(item, shard)
+	me := &buyer{user: userID, order: orderID, wire: wire, at: now}
+	if !k.queue.join(ctx, me) {
+		return ReserveResult{}, fmt.Errorf("reserve: %w", ctx.Err())
+	}
+	if me.batch == nil {
+		return me.res, me.err // a follower: the leader answered
+	}
+	// The call runs under the leader's context: the leader came first, so
+	// with the same timeout for everyone no buyer of the batch waits for
+	// its answer past its own deadline.
+	s.reserveCall(ctx, k, me.batch)
+	if next := k.queue.handOff(); next != nil {
+		next.done <- struct{}{}
+	}
+	for _, b := range me.batch[1:] {
+		b.done <- struct{}{}
+	}
+	return me.res, me.err
+}
+
+// join queues b behind the call in flight, if any, and returns once b has
+// its answer or leads a call (b.batch set). It returns false, with b out of
+// the queue and nothing sent for it, when ctx ends while b waits for a call.
+func (q *reserveQueue) join(ctx context.Context, b *buyer) bool {
+	q.mu.Lock()
+	if !q.busy {
+		q.busy = true
+		q.mu.Unlock()
+		b.batch = []*buyer{b}
+		return true
+	}
+	b.done = make(chan struct{}, 1)
+	q.waiting = append(q.waiting, b)
+	q.mu.Unlock()
+	select {
+	case <-b.done:
+		return true
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	for i, w := range q.waiting {
+		if w == b {
+			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+			q.mu.Unlock()
+			return false
+		}
+	}
+	q.mu.Unlock()
+	// Already taken into a call: its answer, or the lead, is coming, and
+	// the call is bounded by its own leader's context.
+	<-b.done
+	return true
+}
+
+// handOff ends a leader's turn: the waiting buys (up to maxBatch) become
+// the next call's batch, led by the first of them, returned to be woken;
+// nil when nobody waits, and then the next buy goes at once.
+func (q *reserveQueue) handOff() *buyer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiting) == 0 {
+		q.busy = false
+		return nil
+	}
+	batch := q.waiting
+	q.waiting = nil
+	if len(batch) > maxBatch {
+		q.waiting = append(q.waiting, batch[maxBatch:]...)
+		batch = batch[:maxBatch:maxBatch]
+	}
+	batch[0].batch = batch
+	return batch[0]
+}
+
+// reserveCall runs reserve.lua for batch and sets each buyer's answer. An
+// error (the fence, the network) is every buyer's: the script changed
+// nothing, or, when its reply was lost, maybe took their units.
+func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
+	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.ep}
+	args := make([]string, 3, 3+3*len(batch))
+	args[0] = strconv.FormatInt(batch[0].at.UnixMilli(), 10)
+	for _, b := range batch {
+		args = append(args, strconv.FormatInt(b.user, 10), b.order, string(b.wire))
+	}
+	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
+	for i, b := range batch {
+		if err != nil {
+			b.err = err
+		} else if len(res) != len(batch) {
+			b.err = fmt.Errorf("reserve: %d answers for %d buyers", len(res), len(batch))
+		} else {
+			b.res = res[i]
+		}
+	}
+}
+
+// CreditReserve runs reserve.lua on the user's home shard with a transfer:
+// it credits transfer xferID (once) and reserves the user's unit in the same
+// step. A borrow is rare, and is not coalesced: its call carries only its
+// own buyer.
+func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID string, units int64, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
+	k := s.keysOf(item, shard)
+	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin", k.ep}
+	args := []string{strconv.FormatInt(now.UnixMilli(), 10), xferID, strconv.FormatInt(units, 10),
+		strconv.FormatInt(userID, 10), orderID, string(wire)}
+	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
+	if err != nil {
+		return ReserveResult{}, err
+	}
+	if len(res) != 1 {
+		return ReserveResult{}, fmt.Errorf("reserve: %d answers for 1 buyer", len(res))
+	}
+	return res[0], nil
+}
+
+// parseReserve reads the script's reply: two entries per buyer.
+func parseReserve(vals []rueidis.RedisMessage, err error) ([]ReserveResult, error) {
+	if err != nil {
+		return nil, fmt.Errorf("reserve: %w", fenced(err))
+	}
+	if len(vals) == 0 || len(vals)%2 != 0 {
+		return nil, errors.New("reserve: malformed reply")
+	}
+	out := make([]ReserveResult, len(vals)/2)
+	for i := range out {
+		code, err := vals[2*i].AsInt64()
+		if err != nil {
+			return nil, fmt.Errorf("reserve: reply: %w", err)
+		}
+		r := ReserveResult{Outcome: ReserveOutcome(code)}
+		switch r.Outcome {
+		case Reserved:
+			r.Left, _ = vals[2*i+1].AsInt64()
+		case DuplicateBuyer:
+			r.OrderID, _ = vals[2*i+1].ToString()
+		case ShardEmpty, ShardNotLoaded:
+		default:
+			return nil, fmt.Errorf("reserve: unknown reply code %d", code)
+		}
+		out[i] = r
+	}
+	return out, nil
+}

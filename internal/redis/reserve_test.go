@@ -1,0 +1,371 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/redis"
+	"github.com/flashgate/flashgate/internal/testenv"
+)
+
+// gatedClient counts the script calls and holds the first one after it is
+// armed until the test opens the gate, so that the buys that arrive
+// meanwhile queue for the next call. With fail set, the held call fails
+// as on a lost connection instead of running.
+type gatedClient struct {
+	rueidis.Client
+	armed atomic.Bool
+	calls atomic.Int64
+	held  chan struct{} // closed once the first call waits at the gate
+	gate  chan struct{}
+	fail  bool
+}
+
+func (c *gatedClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if name := cmd.Commands()[0]; c.armed.Load() && (name == "EVALSHA" || name == "EVAL") {
+		if c.calls.Add(1) == 1 {
+			close(c.held)
+			<-c.gate
+			if c.fail {
+				dead, cancel := context.WithCancel(ctx)
+				cancel()
+				return c.Client.Do(dead, cmd)
+			}
+		}
+	}
+	return c.Client.Do(ctx, cmd)
+}
+
+// openGated opens a store whose script calls go through a gatedClient, on
+// a prefix of its own; plain is a store on the same prefix without it.
+func openGated(t *testing.T) (s, plain *redis.Store, c *gatedClient) {
+	t.Helper()
+	plain = open(t)
+	c = &gatedClient{held: make(chan struct{}), gate: make(chan struct{})}
+	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: plain.Prefix(),
+		Wrap: func(inner rueidis.Client) rueidis.Client { c.Client = inner; return c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	// Load the script into Redis first, so that no call below is counted
+	// twice (EVALSHA refused, then EVAL).
+	reserve(t, s, 999, 0, 1, "warm")
+	c.armed.Store(true)
+	return s, plain, c
+}
+
+// buy is one Reserve call of a test and its answer.
+type buy struct {
+	user  int64
+	order string
+	res   redis.ReserveResult
+	err   error
+}
+
+// reserveQueued runs Reserve for buys on shard 0 of item (see queued) and
+// sets their answers.
+func reserveQueued(t *testing.T, s *redis.Store, c *gatedClient, item int64, buys []buy) {
+	t.Helper()
+	queued(t, s, c, item, 0, len(buys), func(i int) {
+		b := &buys[i]
+		r := flashgate.Reservation{OrderID: b.order, ItemID: item, UserID: b.user, Amount: 100, At: time.Now()}
+		b.res, b.err = s.Reserve(context.Background(), item, 0, b.user, b.order, r.AppendWire(nil), r.At)
+	})
+}
+
+// queued runs n buys of a shard, buy(0) to buy(n-1), each in a goroutine
+// of its own: the first goes at once and is held at the gate, the others
+// are started one by one, each once the previous waits in the shard's
+// queue, so that the queue holds them in order. Then the gate opens; it
+// returns once every buy has returned.
+func queued(t *testing.T, s *redis.Store, c *gatedClient, item int64, shard, n int, buy func(i int)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	run := func(i int) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buy(i)
+		}()
+	}
+	run(0)
+	<-c.held
+	for i := 1; i < n; i++ {
+		run(i)
+		for since := time.Now(); s.QueuedBuyers(item, shard) != i; time.Sleep(50 * time.Microsecond) {
+			if time.Since(since) > 5*time.Second {
+				t.Fatalf("%d buys queued, want %d", s.QueuedBuyers(item, shard), i)
+			}
+		}
+	}
+	close(c.gate)
+	wg.Wait()
+}
+
+// TestReserveCoalesces: buys of one shard that arrive while a call is in
+// flight share the next calls, at most MaxBatch a call, in their order of
+// arrival, and each gets the answer it would have got alone: the first
+// `units` buyers a unit each, with the units left after theirs, the rest
+// an empty shard.
+func TestReserveCoalesces(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	const item, units, buyers = 1, 100, 200
+	if _, err := plain.Preload(ctx, item, 0, units); err != nil {
+		t.Fatal(err)
+	}
+	buys := make([]buy, buyers)
+	for i := range buys {
+		buys[i] = buy{user: int64(1000 + i), order: fmt.Sprintf("o%d", i)}
+	}
+	reserveQueued(t, s, c, item, buys)
+	// The first call carries the first buy; the 199 others queue behind
+	// it and go in calls of 64, 64, 64 and 7.
+	if got, want := c.calls.Load(), int64(1+(buyers-1+redis.MaxBatch-1)/redis.MaxBatch); got != want {
+		t.Errorf("%d script calls for %d buyers, want %d", got, buyers, want)
+	}
+	for i, b := range buys {
+		want := redis.ReserveResult{Outcome: redis.ShardEmpty}
+		if i < units {
+			want = redis.ReserveResult{Outcome: redis.Reserved, Left: int64(units - 1 - i)}
+		}
+		if b.err != nil || b.res != want {
+			t.Errorf("buyer %d: %+v %v, want %+v", i, b.res, b.err, want)
+		}
+	}
+	counts, err := plain.Counts(ctx, item, 1)
+	if err != nil || counts[0].Stock != 0 || len(counts[0].Outbox) != units {
+		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+	// Each taken unit is in the outbox with its buyer's reservation, and
+	// its buyer holds the mark.
+	for _, b := range buys[:units] {
+		it := &redis.CachedItem{Item: flashgate.Item{ID: item, Shards: 1}}
+		r, ok, err := plain.PendingOrder(ctx, it, b.user, b.order)
+		if err != nil || !ok || r.OrderID != b.order || r.UserID != b.user {
+			t.Fatalf("outbox entry of %s: %+v %v %v", b.order, r, ok, err)
+		}
+	}
+	if got := reserve(t, plain, item, 0, buys[0].user, "again"); got.Outcome != redis.DuplicateBuyer || got.OrderID != buys[0].order {
+		t.Fatalf("the first buyer again: %+v", got)
+	}
+}
+
+// TestReserveSameUserInOneCall: a user twice in one call holds one unit:
+// the second buy sees the first's mark. A buy sent twice in one call (a
+// caller that retried) reserves once and hears reserved both times.
+func TestReserveSameUserInOneCall(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	const item = 2
+	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	buys := []buy{
+		{user: 1, order: "lead"},
+		{user: 7, order: "a"},
+		{user: 8, order: "c"},
+		{user: 7, order: "b"},
+		{user: 8, order: "c"},
+		{user: 1, order: "d"},
+	}
+	reserveQueued(t, s, c, item, buys)
+	want := []redis.ReserveResult{
+		{Outcome: redis.Reserved, Left: 9},
+		{Outcome: redis.Reserved, Left: 8},
+		{Outcome: redis.Reserved, Left: 7},
+		{Outcome: redis.DuplicateBuyer, OrderID: "a"},
+		{Outcome: redis.Reserved, Left: 7},
+		{Outcome: redis.DuplicateBuyer, OrderID: "lead"},
+	}
+	for i, b := range buys {
+		if b.err != nil || b.res != want[i] {
+			t.Errorf("buy %d (user %d, order %s): %+v %v, want %+v", i, b.user, b.order, b.res, b.err, want[i])
+		}
+	}
+	if n := c.calls.Load(); n != 2 {
+		t.Errorf("%d script calls, want 2", n)
+	}
+	counts, err := plain.Counts(ctx, item, 1)
+	if err != nil || counts[0].Stock != 7 || len(counts[0].Outbox) != 3 {
+		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+}
+
+// TestReserveFenceReachesEveryBuyer: a shard fenced while a call waits
+// refuses every buyer of it and of the next call, and changes nothing.
+func TestReserveFenceReachesEveryBuyer(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	const item = 3
+	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	// A run id no live Redis has: the shard reads as rewound.
+	pc := plain.Client()
+	ep := fmt.Sprintf("%s:{i%d:0}:ep", plain.Prefix(), item)
+	if err := pc.Do(ctx, pc.B().Hset().Key(ep).FieldValue().FieldValue("run", "0123456789abcdef0123456789abcdef01234567").FieldValue("ls", "1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	buys := make([]buy, 20)
+	for i := range buys {
+		buys[i] = buy{user: int64(i + 1), order: fmt.Sprintf("f%d", i)}
+	}
+	reserveQueued(t, s, c, item, buys)
+	for i, b := range buys {
+		if !errors.Is(b.err, redis.ErrFenced) {
+			t.Errorf("buyer %d of a fenced shard: %+v %v", i, b.res, b.err)
+		}
+	}
+	if n := c.calls.Load(); n != 2 {
+		t.Errorf("%d script calls, want 2", n)
+	}
+	counts, err := plain.Counts(ctx, item, 1)
+	if err != nil || counts[0].Stock != 10 || len(counts[0].Outbox) != 0 {
+		t.Fatalf("fenced shard after the buys: %+v %v", counts, err)
+	}
+}
+
+// TestReserveLostCallReachesEveryBuyer: a call that fails on the way (a
+// connection lost) fails every buyer it carries, and only them.
+func TestReserveLostCallReachesEveryBuyer(t *testing.T) {
+	s, plain, c := openGated(t)
+	c.fail = true
+	ctx := context.Background()
+	const item = 4
+	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	buys := []buy{{user: 1, order: "l1"}, {user: 2, order: "l2"}, {user: 3, order: "l3"}}
+	reserveQueued(t, s, c, item, buys)
+	if buys[0].err == nil {
+		t.Errorf("the buy of the lost call: %+v with no error", buys[0].res)
+	}
+	for _, b := range buys[1:] {
+		if b.err != nil || b.res.Outcome != redis.Reserved {
+			t.Errorf("buy %s of the next call: %+v %v", b.order, b.res, b.err)
+		}
+	}
+	// The queued buyers went in one call of their own.
+	if n := c.calls.Load(); n != 2 {
+		t.Errorf("%d script calls, want 2", n)
+	}
+	if counts, err := plain.Counts(ctx, item, 1); err != nil || counts[0].Stock != 8 {
+		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+}
+
+// TestReserveLeavesQueueOnDeadline: a buy whose context ends while it waits
+// for a call leaves the queue with the context's error, and nothing is
+// taken for it.
+func TestReserveLeavesQueueOnDeadline(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	const item = 5
+	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Reserve(ctx, item, 0, 1, "first", []byte("w"), time.Now())
+		first <- err
+	}()
+	<-c.held
+	gone, cancel := context.WithCancel(ctx)
+	waited := make(chan error, 1)
+	go func() {
+		_, err := s.Reserve(gone, item, 0, 2, "gone", []byte("w"), time.Now())
+		waited <- err
+	}()
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := s.QueuedBuyers(item, 0); n != 1 {
+			return fmt.Errorf("%d queued", n)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-waited; !errors.Is(err, context.Canceled) {
+		t.Fatalf("queued buy whose context ended: %v", err)
+	}
+	close(c.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if n := c.calls.Load(); n != 1 {
+		t.Errorf("%d script calls, want 1: nobody was left to send", n)
+	}
+	if counts, err := plain.Counts(ctx, item, 1); err != nil || counts[0].Stock != 9 || len(counts[0].Outbox) != 1 {
+		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+}
+
+// TestBuyCoalescedAcrossLastUnit: a call whose buyers outnumber the units
+// left reserves for the first of them; the others hear an empty shard and
+// go on as lone buyers do, borrowing from the other shard until every unit
+// is sold, then sold out.
+func TestBuyCoalescedAcrossLastUnit(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	const item, shards = 6, 2
+	it := flashgate.Item{ID: item, Shards: shards, Stock: 5, Price: 100, StartAt: time.Now().Add(-time.Second), EndAt: time.Now().Add(time.Hour)}
+	plain.Preload(ctx, item, 0, 2)
+	plain.Preload(ctx, item, 1, 3)
+	if err := plain.PutItems(ctx, []flashgate.Item{it}); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := s.Items().Get(ctx, item, time.Now())
+	if err != nil || cached.Missing {
+		t.Fatalf("item: %v", err)
+	}
+	var users []int64 // users whose home is shard 0
+	for u := int64(1); len(users) < 7; u++ {
+		if flashgate.HomeShard(u, shards) == 0 {
+			users = append(users, u)
+		}
+	}
+	ids := flashgate.NewOrderIDs()
+	res := make([]redis.BuyResult, len(users))
+	errs := make([]error, len(users))
+	queued(t, s, c, item, 0, len(users), func(i int) {
+		r := flashgate.Reservation{OrderID: ids.New(item), ItemID: item, UserID: users[i], Amount: 100, At: time.Now()}
+		res[i], errs[i] = s.Buy(ctx, cached, &r, nil)
+	})
+	// The first two in line get shard 0's units, whatever the others do.
+	for i := 0; i < 2; i++ {
+		if errs[i] != nil || res[i].Outcome != redis.Reserved || res[i].Shard != 0 {
+			t.Errorf("buyer %d: %+v %v", i, res[i], errs[i])
+		}
+	}
+	reserved, soldOut := 0, 0
+	for i := range users {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("buyer %d: %v", i, errs[i])
+		case res[i].Outcome == redis.Reserved:
+			reserved++
+		case res[i].Outcome == redis.ShardEmpty:
+			soldOut++
+		default:
+			t.Errorf("buyer %d: %+v", i, res[i])
+		}
+	}
+	if reserved != 5 || soldOut != 2 {
+		t.Errorf("%d reserved, %d sold out; want 5 and 2", reserved, soldOut)
+	}
+	counts, err := plain.Counts(ctx, item, shards)
+	if err != nil || counts[0].Stock+counts[1].Stock != 0 || len(counts[0].Outbox) != 5 {
+		t.Fatalf("shards after the buys: %+v %v", counts, err)
+	}
+	if so, _ := plain.SoldOut(ctx, item); !so {
+		t.Error("sold-out flag not raised")
+	}
+}
