@@ -369,3 +369,57 @@ func TestBuyCoalescedAcrossLastUnit(t *testing.T) {
 		t.Error("sold-out flag not raised")
 	}
 }
+
+// TestReserveConcurrentBuyers: buyers of one shard let loose at once share
+// calls, and between them get every unit once: the units left after each
+// reservation are every count from stock-1 down to 0, once each.
+func TestReserveConcurrentBuyers(t *testing.T) {
+	s, plain, c := openGated(t)
+	close(c.gate) // nothing held: the buys go as they come
+	ctx := context.Background()
+	const item, units, buyers = 7, 300, 400
+	if _, err := plain.Preload(ctx, item, 0, units); err != nil {
+		t.Fatal(err)
+	}
+	buys := make([]buy, buyers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range buys {
+		b := &buys[i]
+		b.user, b.order = int64(1000+i), fmt.Sprintf("c%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			b.res, b.err = s.Reserve(ctx, item, 0, b.user, b.order, []byte("w"), time.Now())
+		}()
+	}
+	close(start)
+	wg.Wait()
+	left := map[int64]bool{}
+	empty := 0
+	for _, b := range buys {
+		switch {
+		case b.err != nil:
+			t.Fatalf("buyer %d: %v", b.user, b.err)
+		case b.res.Outcome == redis.Reserved && !left[b.res.Left] && b.res.Left >= 0 && b.res.Left < units:
+			left[b.res.Left] = true
+		case b.res.Outcome == redis.ShardEmpty:
+			empty++
+		default:
+			t.Fatalf("buyer %d: %+v (units left already told to another buyer: %v)", b.user, b.res, left[b.res.Left])
+		}
+	}
+	if len(left) != units || empty != buyers-units {
+		t.Fatalf("%d reserved, %d told empty", len(left), empty)
+	}
+	if n := c.calls.Load(); n >= buyers {
+		t.Errorf("%d script calls for %d buyers", n, buyers)
+	} else {
+		t.Logf("%d script calls for %d buyers", n, buyers)
+	}
+	counts, err := plain.Counts(ctx, item, 1)
+	if err != nil || counts[0].Stock != 0 || len(counts[0].Outbox) != units {
+		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+}
