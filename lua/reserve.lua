@@ -18,8 +18,8 @@
 -- ARGV[4..] the buyers, three arguments each: user id, order id,
 --   reservation wire form.
 -- Each buyer, in order, as if alone:
---   - the user's mark holds this very order: reserved (a caller that retried
---     a call that ran reserves once, and hears what the first run said);
+--   - the user's mark holds this very order: reserved, with the units left
+--     now (a caller that retried a call that ran reserves once);
 --   - the mark holds another order: duplicate, with that order (a user twice
 --     in one batch: the second sees the first's mark);
 --   - no units left: the shard is empty (the caller may borrow);
