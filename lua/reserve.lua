@@ -3,7 +3,8 @@
 -- KEYS[1] stock    string: units left in the shard
 -- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
 -- KEYS[3] outbox   hash: order id -> reservation wire form
--- KEYS[4] pending  zset: order id -> ms when it entered the outbox
+-- KEYS[4] queue    list: "<ms> <order id>" in the order entries entered the
+--                  outbox, for the relay (relay.lua); appending is O(1)
 -- KEYS[5] xin      optional, zset: transfer id -> ms when credited
 -- KEYS[#KEYS] ep   hash: the fence (see fence.lua)
 -- ARGV[1] user id, ARGV[2] order id, ARGV[3] reservation wire form, ARGV[4] now (unix ms)
@@ -48,5 +49,5 @@ end
 redis.call('DECR', KEYS[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[2])
+redis.call('RPUSH', KEYS[4], ARGV[4] .. ' ' .. ARGV[2])
 return {0, n - 1}

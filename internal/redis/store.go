@@ -7,7 +7,8 @@
 //	<prefix>:{i42:3}:stock    units left in shard 3 of item 42
 //	<prefix>:{i42:3}:buyers   user id -> order id (duplicate marks)
 //	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
-//	<prefix>:{i42:3}:pending  order id -> ms it entered the outbox
+//	<prefix>:{i42:3}:queue    "<ms> <order id>" as entries entered the outbox, for the relay
+//	<prefix>:{i42:3}:pending  the queue of gateways before 2026-11 (order id -> ms), drained
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
 //	<prefix>:{i42:3}:xin      transfers (and stock additions) credited to the shard
 //	<prefix>:{i42:3}:adj      stock withdrawals: adjustment id -> units taken
@@ -43,9 +44,9 @@ type Store struct {
 	items  *ItemCache
 	keys   keyCache
 
-	reserve, take, credit, release, preload, settle *rueidis.Lua
-	withdraw, count, heartbeat                      *rueidis.Lua
-	probe, unfence                                  *rueidis.Lua
+	reserve, take, credit, release, preload, settle, relay *rueidis.Lua
+	withdraw, count, heartbeat                             *rueidis.Lua
+	probe, unfence                                         *rueidis.Lua
 }
 
 // Options configure Open.
@@ -91,6 +92,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		release:   rueidis.NewLuaScript(lua.Fence + lua.Release),
 		preload:   rueidis.NewLuaScript(lua.Preload),
 		settle:    rueidis.NewLuaScript(lua.Settle),
+		relay:     rueidis.NewLuaScript(lua.Relay),
 		withdraw:  rueidis.NewLuaScript(lua.Fence + lua.Withdraw),
 		count:     rueidis.NewLuaScript(lua.Count),
 		heartbeat: rueidis.NewLuaScript(lua.Heartbeat),
@@ -155,8 +157,8 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 		return k.buyers
 	case "outbox":
 		return k.outbox
-	case "pending":
-		return k.pending
+	case "queue":
+		return k.queue
 	case "ep":
 		return k.ep
 	}
@@ -166,8 +168,8 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 // shardKeys are the keys of one item shard, built once: the hot path would
 // otherwise format four strings per buy.
 type shardKeys struct {
-	base                               string // "<prefix>:{i42:3}:"
-	stock, buyers, outbox, pending, ep string
+	base                             string // "<prefix>:{i42:3}:"
+	stock, buyers, outbox, queue, ep string
 }
 
 // keyCache holds shardKeys per item; items are few and live long.
@@ -194,7 +196,7 @@ func (s *Store) keysOf(item int64, shard int) *shardKeys {
 	b = strconv.AppendInt(b, int64(shard), 10)
 	b = append(b, "}:"...)
 	base := string(b)
-	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", pending: base + "pending", ep: base + "ep"}
+	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", queue: base + "queue", ep: base + "ep"}
 	s.keys.mu.Lock()
 	defer s.keys.mu.Unlock()
 	if s.keys.m == nil {
@@ -245,7 +247,7 @@ type ReserveResult struct {
 // Reserve runs reserve.lua on a shard: wire is the reservation's wire form.
 func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
 	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.ep}
+	keys := []string{k.stock, k.buyers, k.outbox, k.queue, k.ep}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10)}
 	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
 }
@@ -255,7 +257,7 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 // step.
 func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID string, units int64, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
 	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.pending, k.base + "xin", k.ep}
+	keys := []string{k.stock, k.buyers, k.outbox, k.queue, k.base + "xin", k.ep}
 	args := []string{strconv.FormatInt(userID, 10), orderID, string(wire), strconv.FormatInt(now.UnixMilli(), 10),
 		xferID, strconv.FormatInt(units, 10)}
 	return parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
