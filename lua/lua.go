@@ -39,6 +39,12 @@ var Preload string
 //go:embed settle.lua
 var Settle string
 
+// Relay takes the due head of a shard's relay queue and answers the outbox
+// entries still unsettled, queueing them again.
+//
+//go:embed relay.lua
+var Relay string
+
 // Withdraw takes units not yet sold out of a shard, once per adjustment.
 //
 //go:embed withdraw.lua

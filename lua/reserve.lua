@@ -7,7 +7,8 @@
 -- KEYS[1] stock    string: units left in the shard
 -- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
 -- KEYS[3] outbox   hash: order id -> reservation wire form
--- KEYS[4] pending  zset: order id -> ms when it entered the outbox
+-- KEYS[4] queue    list: "<ms> <order id>" in the order entries entered the
+--                  outbox, for the relay (relay.lua); appending is O(1)
 -- KEYS[5] xin      optional, zset: transfer id -> ms when credited
 -- KEYS[#KEYS] ep   hash: the fence (see fence.lua)
 -- ARGV[1] now (unix ms)
@@ -23,8 +24,8 @@
 --   - the mark holds another order: duplicate, with that order (a user twice
 --     in one batch: the second sees the first's mark);
 --   - no units left: the shard is empty (the caller may borrow);
---   - else one unit is taken: the mark, the outbox entry and the pending
---     entry are written.
+--   - else one unit is taken: the mark, the outbox entry and the relay
+--     queue's element are written.
 -- The checks run once per call (the stock loaded, the fence), and the writes
 -- once per call for all the units taken.
 -- Reply: two entries per buyer, in the buyers' order:
@@ -56,7 +57,7 @@ for i = 1, buyers do
 end
 local marks = redis.call('HMGET', KEYS[2], unpack(users))
 local taken = {} -- user -> order taken in this call
-local newMarks, entries, queued = {}, {}, {} -- HSET and ZADD arguments
+local newMarks, entries, queued = {}, {}, {} -- HSET and RPUSH arguments
 local took = 0
 for i = 1, buyers do
   local user, order = users[i], ARGV[3 * i + 2]
@@ -72,7 +73,7 @@ for i = 1, buyers do
     taken[user] = order
     newMarks[2 * took - 1], newMarks[2 * took] = user, order
     entries[2 * took - 1], entries[2 * took] = order, ARGV[3 * i + 3]
-    queued[2 * took - 1], queued[2 * took] = ARGV[1], order
+    queued[took] = ARGV[1] .. ' ' .. order
     reply[2 * i - 1], reply[2 * i] = 0, n - took
   end
 end
@@ -80,6 +81,6 @@ if took > 0 then
   redis.call('DECRBY', KEYS[1], took)
   redis.call('HSET', KEYS[2], unpack(newMarks))
   redis.call('HSET', KEYS[3], unpack(entries))
-  redis.call('ZADD', KEYS[4], unpack(queued))
+  redis.call('RPUSH', KEYS[4], unpack(queued))
 end
 return reply

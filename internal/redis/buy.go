@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -192,10 +193,84 @@ func (s *Store) PendingOrder(ctx context.Context, it *CachedItem, userID int64, 
 	return r, true, nil
 }
 
-// Stale returns up to limit outbox entries of a shard that entered it
-// before cutoff, and marks them as seen now so that they wait another full
-// period before being returned again.
-func (s *Store) Stale(ctx context.Context, item int64, shard int, cutoff time.Time, limit int64) ([][]byte, error) {
+// Relay queue passes: Stale reads the queue's head scanChunk elements at a
+// time, and at most scanRounds chunks a call, so that one call is bounded
+// even when a worker comes back to a long queue (the next call goes on).
+const (
+	scanChunk  = 2000
+	scanRounds = 50
+)
+
+// Stale returns up to limit outbox entries (about: a round may go past it)
+// of a shard that entered the outbox before cutoff and are still there, and
+// queues them again stamped now, so that they wait another full period
+// before being returned again. On the way it drops from the queue the
+// entries of settled orders, which settle leaves there.
+func (s *Store) Stale(ctx context.Context, item int64, shard int, cutoff time.Time, limit int) ([][]byte, error) {
+	k := s.keysOf(item, shard)
+	// The pass stops at the queue's length at its start: what is appended
+	// meanwhile (new entries, and those this pass queues again) waits for
+	// the next.
+	left, err := s.c.Do(ctx, s.c.B().Llen().Key(k.relayQueue).Build()).AsInt64()
+	if err != nil {
+		return nil, fmt.Errorf("read relay queue: %w", err)
+	}
+	var out [][]byte
+	for round := 0; round < scanRounds && left > 0 && len(out) < limit; round++ {
+		head, err := s.c.Do(ctx, s.c.B().Lrange().Key(k.relayQueue).Start(0).Stop(min(left, scanChunk)-1).Build()).AsStrSlice()
+		if err != nil {
+			return out, fmt.Errorf("read relay queue: %w", err)
+		}
+		due := dueHead(head, cutoff.UnixMilli())
+		if due == 0 {
+			break
+		}
+		args := make([]string, 0, 3+due)
+		args = append(args, strconv.FormatInt(time.Now().UnixMilli(), 10), head[0], head[due-1])
+		for _, e := range head[:due] {
+			_, id, _ := strings.Cut(e, " ")
+			args = append(args, id)
+		}
+		res := s.exec(ctx, s.relay, []string{k.relayQueue, k.outbox}, args)
+		if rueidis.IsRedisNil(res.Error()) {
+			break // another worker took this head: it relays these
+		}
+		vals, err := res.ToArray()
+		if err != nil {
+			return out, fmt.Errorf("take relay queue: %w", err)
+		}
+		for _, v := range vals {
+			if b, err := v.AsBytes(); err == nil {
+				out = append(out, b)
+			}
+		}
+		if due < len(head) {
+			break // reached an entry not yet due
+		}
+		left -= int64(due)
+	}
+	legacy, err := s.staleLegacy(ctx, item, shard, cutoff, int64(max(limit-len(out), 1)))
+	return append(out, legacy...), err
+}
+
+// dueHead returns how many leading elements of a relay queue's head entered
+// it at or before cutoff (unix ms). An element that does not parse counts as
+// due: it is taken, and dropped unless an outbox entry has its id.
+func dueHead(head []string, cutoff int64) int {
+	for i, e := range head {
+		ms, _, ok := strings.Cut(e, " ")
+		if t, err := strconv.ParseInt(ms, 10, 64); ok && err == nil && t > cutoff {
+			return i
+		}
+	}
+	return len(head)
+}
+
+// staleLegacy is Stale over the zset in which gateways before the relay
+// queue (2026-11) recorded outbox entries: entries reserved by such a
+// gateway during an upgrade are relayed from there. It is one ZRANGE of a
+// missing key a shard and pass once they are gone.
+func (s *Store) staleLegacy(ctx context.Context, item int64, shard int, cutoff time.Time, limit int64) ([][]byte, error) {
 	pending := s.shardKey(item, shard, "pending")
 	ids, err := s.c.Do(ctx, s.c.B().Zrange().Key(pending).Min("-inf").Max(strconv.FormatInt(cutoff.UnixMilli(), 10)).Byscore().Limit(0, limit).Build()).AsStrSlice()
 	if err != nil {

@@ -542,7 +542,7 @@ func newTransferID() string {
 func (s *Store) DropItem(ctx context.Context, item int64, shards int) error {
 	keys := []string{s.itemKey(item), s.soldOutKey(item)}
 	for sh := 0; sh < shards; sh++ {
-		for _, name := range []string{"stock", "buyers", "outbox", "pending", "xout", "xin", "adj", "ep"} {
+		for _, name := range shardKeyNames {
 			keys = append(keys, s.shardKey(item, sh, name))
 		}
 	}

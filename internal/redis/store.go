@@ -7,7 +7,8 @@
 //	<prefix>:{i42:3}:stock    units left in shard 3 of item 42
 //	<prefix>:{i42:3}:buyers   user id -> order id (duplicate marks)
 //	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
-//	<prefix>:{i42:3}:pending  order id -> ms it entered the outbox
+//	<prefix>:{i42:3}:queue    "<ms> <order id>" as entries entered the outbox, for the relay
+//	<prefix>:{i42:3}:pending  the queue of gateways before 2026-11 (order id -> ms), drained
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
 //	<prefix>:{i42:3}:xin      transfers (and stock additions) credited to the shard
 //	<prefix>:{i42:3}:adj      stock withdrawals: adjustment id -> units taken
@@ -43,9 +44,9 @@ type Store struct {
 	items  *ItemCache
 	keys   keyCache
 
-	reserve, take, credit, release, preload, settle *rueidis.Lua
-	withdraw, count, heartbeat                      *rueidis.Lua
-	probe, unfence                                  *rueidis.Lua
+	reserve, take, credit, release, preload, settle, relay *rueidis.Lua
+	withdraw, count, heartbeat                             *rueidis.Lua
+	probe, unfence                                         *rueidis.Lua
 }
 
 // Options configure Open.
@@ -91,6 +92,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		release:   rueidis.NewLuaScript(lua.Fence + lua.Release),
 		preload:   rueidis.NewLuaScript(lua.Preload),
 		settle:    rueidis.NewLuaScript(lua.Settle),
+		relay:     rueidis.NewLuaScript(lua.Relay),
 		withdraw:  rueidis.NewLuaScript(lua.Fence + lua.Withdraw),
 		count:     rueidis.NewLuaScript(lua.Count),
 		heartbeat: rueidis.NewLuaScript(lua.Heartbeat),
@@ -155,8 +157,8 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 		return k.buyers
 	case "outbox":
 		return k.outbox
-	case "pending":
-		return k.pending
+	case "queue":
+		return k.relayQueue
 	case "ep":
 		return k.ep
 	}
@@ -166,9 +168,9 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 // shardKeys are the keys of one item shard, built once: the hot path would
 // otherwise format four strings per buy.
 type shardKeys struct {
-	base                               string // "<prefix>:{i42:3}:"
-	stock, buyers, outbox, pending, ep string
-	queue                              reserveQueue // the shard's buys waiting for a reserve call
+	base                                  string // "<prefix>:{i42:3}:"
+	stock, buyers, outbox, relayQueue, ep string
+	queue                                 reserveQueue // the shard's buys waiting for a reserve call
 }
 
 // keyCache holds shardKeys per item; items are few and live long.
@@ -195,7 +197,7 @@ func (s *Store) keysOf(item int64, shard int) *shardKeys {
 	b = strconv.AppendInt(b, int64(shard), 10)
 	b = append(b, "}:"...)
 	base := string(b)
-	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", pending: base + "pending", ep: base + "ep"}
+	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", relayQueue: base + "queue", ep: base + "ep"}
 	s.keys.mu.Lock()
 	defer s.keys.mu.Unlock()
 	if s.keys.m == nil {
