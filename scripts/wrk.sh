@@ -104,7 +104,10 @@ cmdstats() { # orders: each command's calls and µs inside Redis, per order
   rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),usec_per_call=\([0-9.]*\).*/\1 \2 \3 \4/p' |
     sort -k3 -nr | head -12 | awk -v n="$1" '{ printf "           %-12s %9d calls %8.2f µs/call %6.3f calls/order %6.2f µs/order\n", $1, $2, $4, (n > 0 ? $2 / n : 0), (n > 0 ? $3 / n : 0) }'
 }
-MYSQLD=$(pidof mariadbd || pidof mysqld || true)
+# The server listening on MariaDB's port: pidof lists every mariadbd, and
+# tests may run servers of their own.
+MYSQLD=$(ss -Hltnp 'sport = :3306' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+[ -n "$MYSQLD" ] || MYSQLD=$(pidof -s mariadbd || pidof -s mysqld || true)
 mysql_cpu() { # utime+stime in seconds, fields counted after the ')'
   [ -n "$MYSQLD" ] && [ -r "/proc/$MYSQLD/stat" ] || { echo NA; return; }
   sed 's/.*) //' "/proc/$MYSQLD/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'
