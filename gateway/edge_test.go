@@ -211,6 +211,8 @@ func rejectCases(tb testing.TB) []rejectCase {
 	open := h.gateway(gateway.Config{UserRate: 1e9, IPRate: 1e9, MaxInflight: 64})
 	userTight := h.gateway(gateway.Config{UserRate: 1})
 	ipTight := h.gateway(gateway.Config{IPRate: 1})
+	// The limits off, as in the load tests of docs/performance.md.
+	unlimited := h.gateway(gateway.Config{})
 	other := netip.MustParseAddr("10.9.9.9")
 	// One token in 1000s per address: the item read takes it, and every
 	// other public endpoint of the address is then turned away.
@@ -230,6 +232,7 @@ func rejectCases(tb testing.TB) []rejectCase {
 		{"not_started", open, request("POST", buyURI(itemUpcoming), h.token(1), clientAddr), 403, flashgate.NotStarted},
 		{"ended", open, request("POST", buyURI(itemEnded), h.token(1), clientAddr), 403, flashgate.Ended},
 		{"sold_out", open, request("POST", buyURI(itemSoldOut), h.token(1), clientAddr), 410, flashgate.SoldOut},
+		{"sold_out_limits_off", unlimited, request("POST", buyURI(itemSoldOut), h.token(1), clientAddr), 410, flashgate.SoldOut},
 		{"path_missing", open, request("POST", buyURI(itemPath), h.token(1), clientAddr), 403, flashgate.Forbidden},
 		{"path_of_another_user", open, request("POST", buyURI(itemPath)+"?path="+h.paths.Issue(2, itemPath, farAway), h.token(1), clientAddr), 403, flashgate.Forbidden},
 	}

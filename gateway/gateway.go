@@ -90,6 +90,7 @@ type Gateway struct {
 	db       *mysql.DB
 	producer *kafka.Producer
 	auth     *auth.Signer
+	tokens   *auth.Cache // auth's verifications, remembered (Shopper)
 	ids      *flashgate.OrderIDs
 	log      *slog.Logger
 	server   *fasthttp.Server
@@ -144,6 +145,9 @@ type RouteHandler func(ctx *fasthttp.RequestCtx) (route string, code flashgate.C
 func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer, signer *auth.Signer, log *slog.Logger, reg *prometheus.Registry) *Gateway {
 	g := &Gateway{cfg: cfg, store: store, db: db, producer: producer, auth: signer,
 		ids: flashgate.NewOrderIDs(), log: log, m: newMetrics(reg)}
+	if signer != nil {
+		g.tokens = signer.NewCache(auth.DefaultCacheSlots)
+	}
 	if g.cfg.IOTimeout <= 0 {
 		g.cfg.IOTimeout = 2 * time.Second
 	}
@@ -354,9 +358,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 // under the prefix is a buy, so that a malformed item id gets the buy's own
 // 400.
 func (g *Gateway) handleBuy(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
-	code := g.buy(ctx, ctx.Path()[len(pathSeckill):])
-	g.m.observeBuy(code, time.Since(start))
+	// The time the request was read is the start of the answer and the
+	// time every check is made at: one clock read per buy, not three.
+	now := requestTime(ctx)
+	code := g.buy(ctx, ctx.Path()[len(pathSeckill):], now)
+	g.m.observeBuy(code, time.Since(now))
 	g.live.count(ctx.Path()[len(pathSeckill):], code)
 }
 
@@ -401,11 +407,19 @@ func parseID(b []byte) (int64, bool) {
 
 // Shopper returns the user id of the request's bearer token.
 func (g *Gateway) Shopper(ctx *fasthttp.RequestCtx) (int64, bool) {
+	return g.shopper(ctx, requestTime(ctx))
+}
+
+// shopper is Shopper at now.
+func (g *Gateway) shopper(ctx *fasthttp.RequestCtx, now time.Time) (int64, bool) {
 	h := ctx.Request.Header.PeekBytes([]byte("Authorization"))
 	if len(h) <= len(bearer) || !bytes.EqualFold(h[:len(bearer)], bearer) {
 		return 0, false
 	}
-	user, err := g.auth.Verify(h[len(bearer):], requestTime(ctx))
+	// Through the cache: a shopper's retries, and every request of a
+	// sold-out storm, carry a token already verified, and the HMAC was
+	// half of the handler's time on the sold-out path.
+	user, err := g.tokens.Verify(h[len(bearer):], now)
 	return user, err == nil
 }
 
@@ -422,8 +436,7 @@ func requestTime(ctx *fasthttp.RequestCtx) time.Time {
 // buy is POST /api/v1/seckill/{item_id}. Every answer before reserve is
 // given from memory and allocates nothing; the checks run cheapest first,
 // the client address's before the token (docs/edge.md).
-func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
-	now := requestTime(ctx)
+func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte, now time.Time) flashgate.Code {
 	if code, ok := g.admitIP(ctx, now); !ok {
 		return code
 	}
@@ -431,7 +444,7 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 	if !ok {
 		return rejectWith(ctx, flashgate.Invalid, bodyBadItemID)
 	}
-	user, ok := g.Shopper(ctx)
+	user, ok := g.shopper(ctx, now)
 	if !ok {
 		return reject(ctx, flashgate.Unauthorized)
 	}

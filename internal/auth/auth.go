@@ -92,16 +92,26 @@ func (s *Signer) Mint(userID int64, exp time.Time) string {
 
 // Verify checks token and returns its user id. now is the verification time.
 func (s *Signer) Verify(token []byte, now time.Time) (int64, error) {
+	c, err := s.claims(token)
+	if err != nil {
+		return 0, err
+	}
+	return s.check(c, now)
+}
+
+// claims checks everything of token that does not depend on the time (its
+// shape, header and signature) and returns its claims.
+func (s *Signer) claims(token []byte) (claims, error) {
 	if len(token) == 0 || len(token) > maxTokenLen {
-		return 0, ErrMalformed
+		return claims{}, ErrMalformed
 	}
 	dot1 := indexByte(token, '.')
 	if dot1 < 0 {
-		return 0, ErrMalformed
+		return claims{}, ErrMalformed
 	}
 	dot2 := indexByte(token[dot1+1:], '.')
 	if dot2 < 0 {
-		return 0, ErrMalformed
+		return claims{}, ErrMalformed
 	}
 	dot2 += dot1 + 1
 	header, payload, sig := token[:dot1], token[dot1+1:dot2], token[dot2+1:]
@@ -109,18 +119,18 @@ func (s *Signer) Verify(token []byte, now time.Time) (int64, error) {
 	var buf [maxTokenLen]byte
 	n, err := b64.Decode(buf[:], header)
 	if err != nil {
-		return 0, ErrMalformed
+		return claims{}, ErrMalformed
 	}
 	if err := checkHeader(buf[:n]); err != nil {
-		return 0, err
+		return claims{}, err
 	}
 
 	var got [sha256.Size]byte
 	if b64.DecodedLen(len(sig)) != sha256.Size {
-		return 0, ErrSignature
+		return claims{}, ErrSignature
 	}
 	if _, err := b64.Decode(got[:], sig); err != nil {
-		return 0, ErrSignature
+		return claims{}, ErrSignature
 	}
 	st := s.macs.Get().(*macState)
 	st.mac.Reset()
@@ -129,17 +139,19 @@ func (s *Signer) Verify(token []byte, now time.Time) (int64, error) {
 	equal := hmac.Equal(want, got[:])
 	s.macs.Put(st)
 	if !equal {
-		return 0, ErrSignature
+		return claims{}, ErrSignature
 	}
 
 	n, err = b64.Decode(buf[:], payload)
 	if err != nil {
-		return 0, ErrMalformed
+		return claims{}, ErrMalformed
 	}
-	c, err := parseClaims(buf[:n])
-	if err != nil {
-		return 0, err
-	}
+	return parseClaims(buf[:n])
+}
+
+// check applies the time rules to a token's claims at now and returns its
+// user id.
+func (s *Signer) check(c claims, now time.Time) (int64, error) {
 	t := now.Unix()
 	if t >= c.exp {
 		return 0, ErrExpired
