@@ -192,7 +192,7 @@ func (s *Service) OrdersWritten(ctx context.Context, rs []flashgate.Reservation)
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.store.PublishOrders(pctx, string(flashgate.OrderUnpaid), ids...); err != nil {
+	if err := s.store.PublishNewOrders(pctx, ids...); err != nil {
 		s.log.Warn("publish new orders", "orders", len(ids), "err", err)
 	}
 }

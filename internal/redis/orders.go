@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,13 @@ import (
 // <prefix>:order:<id>. Whoever changes an order's status publishes on it, in
 // whatever process; the message is the new status as the publisher saw it.
 func (s *Store) orderChannel(id string) string { return s.prefix + ":order:" + id }
+
+// newOrdersChannel announces the orders the worker wrote (pending to
+// unpaid), a batch per message: <prefix>:orders:new, the message being the
+// ids separated by commas. One PUBLISH per batch instead of one per order:
+// at a sale's rate the per-order announcements were one Redis command per
+// order for the sake of the few orders someone watches.
+func (s *Store) newOrdersChannel() string { return s.prefix + ":orders:new" }
 
 // PublishOrders announces that the orders ids changed status (to status,
 // as far as the publisher knows: watchers read the order again anyway).
@@ -32,13 +40,30 @@ func (s *Store) PublishOrders(ctx context.Context, status string, ids ...string)
 	return nil
 }
 
+// PublishNewOrders announces that the orders ids were written (their status
+// is now unpaid), in one PUBLISH.
+func (s *Store) PublishNewOrders(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.c.Do(ctx, s.c.B().Publish().Channel(s.newOrdersChannel()).Message(strings.Join(ids, ",")).Build()).Error(); err != nil {
+		return fmt.Errorf("publish new orders: %w", err)
+	}
+	return nil
+}
+
 // OrderEvents fans the status messages of orders out to watchers in this
 // process. It holds one Redis subscription per order watched, however many
-// watchers the order has, and wakes every watcher of an order on each
-// message and on each confirmation of its subscription (the first one, and
-// any after a reconnection): a watcher that reads the order again on every
-// wake-up, and once after its first, misses no change. Wake-ups carry no
-// data and coalesce.
+// watchers the order has, for the changes of an order's status, and while
+// it has watchers one subscription of the new-orders channel, for the
+// orders the worker writes. It wakes every watcher of an order on each
+// message about it and on each confirmation of either subscription (the
+// first one, and any after a reconnection): a watcher that reads the order
+// again on every wake-up, and once after its first, misses no change. That
+// holds for the new-orders channel too: a watch that starts while its
+// subscription is being made is woken by its confirmation, and one that
+// starts after it hears every message from then on. Wake-ups carry no data
+// and coalesce.
 type OrderEvents struct {
 	s      *Store
 	ctx    context.Context
@@ -47,7 +72,10 @@ type OrderEvents struct {
 
 	mu     sync.Mutex
 	closed bool
-	topics map[string]*topic
+	topics map[string]*topic // by order id
+	// news ends the new-orders subscription; nil while there is none (no
+	// watcher).
+	news context.CancelFunc
 }
 
 type topic struct {
@@ -61,9 +89,9 @@ type OrderWatch struct {
 	// C receives a wake-up when the order may have changed.
 	C <-chan struct{}
 
-	c       chan struct{}
-	events  *OrderEvents
-	channel string
+	c      chan struct{}
+	events *OrderEvents
+	id     string
 }
 
 // NewOrderEvents returns a hub for s. Close it to end its subscriptions.
@@ -75,33 +103,38 @@ func NewOrderEvents(s *Store) *OrderEvents {
 // Watch starts watching an order. Close the watch when done.
 func (e *OrderEvents) Watch(orderID string) *OrderWatch {
 	c := make(chan struct{}, 1)
-	w := &OrderWatch{C: c, c: c, events: e, channel: e.s.orderChannel(orderID)}
+	w := &OrderWatch{C: c, c: c, events: e, id: orderID}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return w
 	}
-	t := e.topics[w.channel]
+	if e.news == nil {
+		ctx, cancel := context.WithCancel(e.ctx)
+		e.news = cancel
+		e.wg.Go(func() { e.subscribe(ctx, e.s.newOrdersChannel(), e.wakeAll, e.wakeNew) })
+	}
+	t := e.topics[orderID]
 	if t == nil {
 		ctx, cancel := context.WithCancel(e.ctx)
 		t = &topic{watchers: map[*OrderWatch]struct{}{}, cancel: cancel}
-		e.topics[w.channel] = t
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.subscribe(ctx, w.channel, t)
-		}()
+		e.topics[orderID] = t
+		wake := func() { e.wake(t) }
+		e.wg.Go(func() {
+			e.subscribe(ctx, e.s.orderChannel(orderID), wake, func(rueidis.PubSubMessage) { wake() })
+		})
 	}
 	t.watchers[w] = struct{}{}
 	return w
 }
 
-// Close stops the watch; the order's subscription ends with its last watcher.
+// Close stops the watch; the order's subscription ends with its last
+// watcher, and the new-orders subscription with the last watcher of all.
 func (w *OrderWatch) Close() {
 	e := w.events
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.topics[w.channel]
+	t := e.topics[w.id]
 	if t == nil {
 		return
 	}
@@ -111,7 +144,11 @@ func (w *OrderWatch) Close() {
 	delete(t.watchers, w)
 	if len(t.watchers) == 0 {
 		t.cancel()
-		delete(e.topics, w.channel)
+		delete(e.topics, w.id)
+	}
+	if len(e.topics) == 0 && e.news != nil {
+		e.news()
+		e.news = nil
 	}
 }
 
@@ -119,6 +156,10 @@ func (w *OrderWatch) Close() {
 func (e *OrderEvents) wake(t *topic) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.wakeLocked(t)
+}
+
+func (e *OrderEvents) wakeLocked(t *topic) {
 	t.gen++
 	for w := range t.watchers {
 		select {
@@ -128,16 +169,40 @@ func (e *OrderEvents) wake(t *topic) {
 	}
 }
 
-// subscribe holds the subscription of channel until ctx ends. Receive
-// returns early when the connection drops, or when another topic of the same
-// channel that just ended unsubscribed it (subscriptions of one channel
-// share the connection): it subscribes again, and the confirmation wakes the
-// watchers, who read the order again.
-func (e *OrderEvents) subscribe(ctx context.Context, channel string, t *topic) {
+// wakeAll pokes every watcher: the new-orders subscription was confirmed,
+// and what it missed before is read again.
+func (e *OrderEvents) wakeAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, t := range e.topics {
+		e.wakeLocked(t)
+	}
+}
+
+// wakeNew pokes the watchers of the orders a new-orders message lists.
+func (e *OrderEvents) wakeNew(m rueidis.PubSubMessage) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for rest, more := m.Message, true; more; {
+		var id string
+		id, rest, more = strings.Cut(rest, ",")
+		if t := e.topics[id]; t != nil {
+			e.wakeLocked(t)
+		}
+	}
+}
+
+// subscribe holds the subscription of channel until ctx ends, calling
+// confirmed on each confirmation and message on each message. Receive
+// returns early when the connection drops, or when another subscriber of
+// the same channel that just ended unsubscribed it (subscriptions of one
+// channel share the connection): it subscribes again, and the confirmation
+// wakes the watchers, who read the order again.
+func (e *OrderEvents) subscribe(ctx context.Context, channel string, confirmed func(), message func(rueidis.PubSubMessage)) {
 	c := e.s.c
 	rctx := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
 		if s.Kind == "subscribe" {
-			e.wake(t)
+			confirmed()
 		}
 	})
 	rctx = rueidis.WithOnReceiveReturnHook(rctx, func(err error, cc rueidis.CommandClient) error {
@@ -151,12 +216,12 @@ func (e *OrderEvents) subscribe(ctx context.Context, channel string, t *topic) {
 	})
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		err := c.Receive(rctx, c.B().Subscribe().Channel(channel).Build(), func(rueidis.PubSubMessage) { e.wake(t) })
+		err := c.Receive(rctx, c.B().Subscribe().Channel(channel).Build(), message)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
-			continue // unsubscribed by another topic's cleanup: subscribe again at once
+			continue // unsubscribed by another subscriber's cleanup: subscribe again at once
 		}
 		e.s.log.Warn("order status subscription lost; retrying", "channel", channel, "err", err, "in", backoff)
 		select {
@@ -185,7 +250,7 @@ func (w *OrderWatch) Gen() uint64 {
 	e := w.events
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if t := e.topics[w.channel]; t != nil {
+	if t := e.topics[w.id]; t != nil {
 		return t.gen
 	}
 	return 0

@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +88,93 @@ func TestOrderEvents(t *testing.T) {
 	}
 	woken(t, c, "watcher after resubscription")
 	other.Close()
+}
+
+// TestNewOrderEvents: a batch of written orders is one message on the
+// new-orders channel, which wakes the watchers of the orders it lists, in
+// another process, and no others; the subscription ends with the last
+// watcher and comes back with the next.
+func TestNewOrderEvents(t *testing.T) {
+	ctx := context.Background()
+	pub := eventsStore(t)
+	sub, err := redis.Open(ctx, redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: pub.Prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	events := redis.NewOrderEvents(sub)
+	defer events.Close()
+
+	a := events.Watch("o1")
+	woken(t, a, "subscriptions confirmed")
+	c := events.Watch("o3")
+	other := events.Watch("o2")
+	time.Sleep(200 * time.Millisecond) // both confirmations of every watch
+	drain(a)
+	drain(c)
+	drain(other)
+
+	if err := pub.PublishNewOrders(ctx, "o1", "o9", "o3"); err != nil {
+		t.Fatal(err)
+	}
+	woken(t, a, "first of the batch")
+	woken(t, c, "last of the batch")
+	select {
+	case <-other.C:
+		t.Fatal("a watcher of an order not in the batch woke")
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	a.Close()
+	c.Close()
+	other.Close()
+	d := events.Watch("o4")
+	defer d.Close()
+	woken(t, d, "new subscriptions confirmed")
+	time.Sleep(200 * time.Millisecond) // let a late unsubscribe land
+	drain(d)
+	if err := pub.PublishNewOrders(ctx, "o4"); err != nil {
+		t.Fatal(err)
+	}
+	woken(t, d, "watcher after resubscription")
+}
+
+// TestNewOrdersOnePublish: announcing a batch of written orders costs Redis
+// one command, whatever the batch's size (counted on a redis-server of the
+// test's own, which nothing else publishes to).
+func TestNewOrdersOnePublish(t *testing.T) {
+	ctx := context.Background()
+	srv := testenv.StartRedisServer(t, nil)
+	s, err := redis.Open(ctx, redis.Options{Addrs: []string{srv.Addr}, Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = "order-" + strconv.Itoa(i)
+	}
+	before := publishCalls(t, s)
+	if err := s.PublishNewOrders(ctx, ids...); err != nil {
+		t.Fatal(err)
+	}
+	if n := publishCalls(t, s) - before; n != 1 {
+		t.Fatalf("%d PUBLISH commands for a batch of %d orders", n, len(ids))
+	}
+}
+
+// publishCalls is the server's count of PUBLISH commands so far.
+func publishCalls(t *testing.T, s *redis.Store) int64 {
+	t.Helper()
+	info, err := s.Client().Do(context.Background(), s.Client().B().Info().Section("commandstats").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_publish:calls="); ok {
+			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
