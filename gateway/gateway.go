@@ -315,7 +315,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		g.flushWarns()
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- g.server.Serve(ln) }()
+	go func() { errc <- g.server.Serve(readAheadListener{ln}) }()
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,11 @@
+//go:build !unix
+
+package gateway
+
+import "net"
+
+// readAheadListener reads ahead on unix only (readahead.go); elsewhere it
+// is the listener itself.
+type readAheadListener struct {
+	net.Listener
+}
