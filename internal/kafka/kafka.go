@@ -210,7 +210,7 @@ func NewProducer(o ProducerOptions) *Producer {
 			// kafka-go preallocates BatchSize messages for every batch of
 			// every partition: keep it modest, our own queue does the
 			// batching across partitions.
-			BatchSize:  512,
+			BatchSize:  64,
 			BatchBytes: 16 << 20,
 			// A synchronous write waits this long for its per-partition
 			// batches to fill before sending them. Our own queue has
