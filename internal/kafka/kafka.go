@@ -208,8 +208,11 @@ func NewProducer(o ProducerOptions) *Producer {
 			Topic:     o.Topic,
 			Balancer:  &kafkago.Hash{},
 			// kafka-go preallocates BatchSize messages for every batch of
-			// every partition: keep it modest, our own queue does the
-			// batching across partitions.
+			// every partition: keep it small, our own queue does the
+			// batching across partitions, and a flush of it gives each
+			// partition a handful of messages at the rates one gateway
+			// takes (a partition's share over BatchSize goes as one more
+			// request of the same write).
 			BatchSize:  64,
 			BatchBytes: 16 << 20,
 			// A synchronous write waits this long for its per-partition
