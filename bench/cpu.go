@@ -16,12 +16,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/rueidis"
-)
 
-// userHZ is the unit of utime and stime in /proc/<pid>/stat. Linux fixes
-// USER_HZ at 100 on every architecture Go runs on (the kernel's own HZ may
-// differ; what it exports to user space does not), so no sysconf is needed.
-const userHZ = 100
+	"github.com/flashgate/flashgate/internal/procstat"
+)
 
 // CPUCost is the CPU one server spent over the measured run, divided by
 // the orders that run persisted. Measured is false, and Reason says why,
@@ -74,30 +71,6 @@ func parseRedisCPU(info string) (time.Duration, error) {
 	return time.Duration(math.Round((sys + user) * float64(time.Second))), nil
 }
 
-// parseProcStat returns utime + stime from the text of /proc/<pid>/stat.
-// The command name (field 2) is in parentheses and may hold spaces and
-// parentheses itself, so fields are counted from the last ')'.
-func parseProcStat(stat []byte) (time.Duration, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, errors.New("/proc stat: no ')' after the command name")
-	}
-	// After ")": state(3) ppid(4) … utime(14) stime(15).
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc stat: %d fields after the command name, want at least 13", len(f))
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("/proc stat: utime/stime: not a tick count: %q", s)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
-}
-
 // redisCPUReader returns a reader of the CPU time of the Redis server at
 // addr, and closes its client when ctx ends.
 func redisCPUReader(ctx context.Context, addr, username, password string) (func(context.Context) (time.Duration, error), func(), error) {
@@ -120,14 +93,7 @@ func redisCPUReader(ctx context.Context, addr, username, password string) (func(
 
 // procCPUReader returns a reader of the CPU time of process pid.
 func procCPUReader(pid int) func(context.Context) (time.Duration, error) {
-	path := "/proc/" + strconv.Itoa(pid) + "/stat"
-	return func(context.Context) (time.Duration, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", path, err)
-		}
-		return parseProcStat(b)
-	}
+	return func(context.Context) (time.Duration, error) { return procstat.CPU(pid) }
 }
 
 // mysqlPID finds the local process serving the DSN: the one listening on

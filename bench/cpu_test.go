@@ -27,23 +27,6 @@ func TestParseRedisCPU(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
-	// A command name with a space and a ')' in it, as the kernel allows.
-	stat := "3807 (mariadbd) x) S 1 3806 3806 0 -1 4194624 96085 0 11 0 12345 678 0 0 20 0 14 0 4135 3117416448 60361 18446744073709551615 1 1 0 0 0 0 0 4096 1 0 0 0 17 1 0 0 0 0 0\n"
-	got, err := parseProcStat([]byte(stat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (12345 + 678) * 10 * time.Millisecond; got != want {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	for _, bad := range []string{"3807 mariadbd S 1", "1 (x) S 1 2 3", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 -5 6 0"} {
-		if _, err := parseProcStat([]byte(bad)); err == nil {
-			t.Errorf("parseProcStat(%q): no error", bad)
-		}
-	}
-}
-
 func TestListeningInodes(t *testing.T) {
 	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:0CEA 00000000:0000 0A 00000000:00000000 00:00000000 00000000   106        0 27345 1 0000000000000000 100 0 0 10 0
