@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -22,6 +23,9 @@ var migrations embed.FS
 // DB is a connection pool to flashgate's database.
 type DB struct {
 	*sqlx.DB
+	// noLocalInfile is set once the server refused LOAD DATA LOCAL
+	// INFILE: orders are inserted with INSERT from then on (insertOrders).
+	noLocalInfile atomic.Bool
 }
 
 // Open connects to dsn without touching the schema.
@@ -51,7 +55,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to mysql %s: %w", cfg.Addr, err)
 	}
-	return &DB{db}, nil
+	return &DB{DB: db}, nil
 }
 
 // Default driver timeouts, for a DSN that sets none: without them a MySQL
