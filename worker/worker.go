@@ -273,6 +273,9 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 	rs := make([]flashgate.Reservation, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := flashgate.ParseReservation(m.Value)
+		if err == nil && !mysql.ValidOrderID(r.OrderID) {
+			err = errors.New("order id not storable: not 1 to 64 printable ASCII characters")
+		}
 		if err != nil {
 			w.m.written.WithLabelValues("malformed").Inc()
 			w.log.Error("skip malformed reservation", "err", err, "partition", m.Partition, "offset", m.Offset)

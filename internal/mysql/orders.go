@@ -300,6 +300,21 @@ func refusedLocalInfile(err error) bool {
 	return false
 }
 
+// ValidOrderID reports whether id can be an order row's primary key as it
+// is: 1 to 64 printable ASCII characters (order_id is VARCHAR(64) ascii,
+// migration 005). flashgate's own ids always are.
+func ValidOrderID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // missingOrders returns the reservations of rs that have no row.
 func missingOrders(ctx context.Context, tx *sqlx.Tx, rs []flashgate.Reservation) ([]flashgate.Reservation, error) {
 	ids := make([]string, len(rs))

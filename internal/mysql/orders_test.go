@@ -2,6 +2,7 @@ package mysql_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +60,8 @@ func checkWrites(t *testing.T, db *mysql.DB, item int64) {
 		return flashgate.Reservation{OrderID: ids.New(item), ItemID: item, UserID: user, Amount: 990, At: at}
 	}
 	// An id with a tab cannot go into LOAD DATA's unescaped lines: it
-	// takes the INSERT on every server.
+	// takes the INSERT on every server. (The worker refuses such ids, see
+	// ValidOrderID; WriteReservations still stores them as they are.)
 	odd := flashgate.Reservation{OrderID: "odd\tid", ItemID: item, UserID: 4, Amount: 990, At: at}
 	batch := []flashgate.Reservation{r(1), r(2), r(1), r(3)}
 	res, err := db.WriteReservations(ctx, batch)
@@ -129,5 +131,17 @@ func TestWriteReservationsWithoutLocalInfile(t *testing.T) {
 	checkWrites(t, db, item)
 	if mysql.LoadsData(db) {
 		t.Error("LOAD DATA LOCAL INFILE still in use on a server that refuses it")
+	}
+}
+
+func TestValidOrderID(t *testing.T) {
+	long := strings.Repeat("A", 64)
+	for id, want := range map[string]bool{
+		flashgate.NewOrderIDs().New(12): true, "o1": true, long: true,
+		"": false, long + "A": false, "caf\u00e9": false, "a\tb": false, "a\nb": false,
+	} {
+		if got := mysql.ValidOrderID(id); got != want {
+			t.Errorf("ValidOrderID(%q) = %v, want %v", id, got, want)
+		}
 	}
 }

@@ -1,0 +1,1 @@
+ALTER TABLE seckill_order MODIFY order_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL, MODIFY status VARCHAR(16) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL
