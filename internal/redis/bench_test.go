@@ -53,12 +53,18 @@ func BenchmarkItemStateLookup(b *testing.B) {
 func BenchmarkReserveScript(b *testing.B) {
 	s := openB(b)
 	it := benchItem(b, s, 1<<40, 8)
-	ids := flashgate.NewOrderIDs()
-	var user atomic.Int64
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetParallelism(32)
 	b.ResetTimer()
+	buyParallel(b, s, it)
+}
+
+// buyParallel buys on it in b.RunParallel, each buy a fresh user, until
+// b.N buys are reserved.
+func buyParallel(b *testing.B, s *redis.Store, it *redis.CachedItem) {
+	ids := flashgate.NewOrderIDs()
+	var user atomic.Int64
+	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
 		var wire []byte
 		for pb.Next() {
@@ -67,6 +73,7 @@ func BenchmarkReserveScript(b *testing.B) {
 			if err != nil || res.Outcome != redis.Reserved {
 				b.Fatalf("%+v %v", res, err)
 			}
+			wire = res.Wire
 		}
 	})
 }
@@ -83,24 +90,11 @@ func BenchmarkReserveScript(b *testing.B) {
 func BenchmarkReserveRedisCPU(b *testing.B) {
 	s := openB(b)
 	it := benchItem(b, s, 1<<40, 8)
-	ids := flashgate.NewOrderIDs()
-	var user atomic.Int64
-	ctx := context.Background()
 	cpu0, calls0 := redisCPU(b, s)
 	b.ReportAllocs()
 	b.SetParallelism(128 / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		var wire []byte
-		for pb.Next() {
-			r := flashgate.Reservation{OrderID: ids.New(1), ItemID: 1, UserID: user.Add(1), Amount: 100, At: time.Now()}
-			res, err := s.Buy(ctx, it, &r, wire)
-			if err != nil || res.Outcome != redis.Reserved {
-				b.Fatalf("%+v %v", res, err)
-			}
-			wire = res.Wire
-		}
-	})
+	buyParallel(b, s, it)
 	b.StopTimer()
 	cpu1, calls1 := redisCPU(b, s)
 	b.ReportMetric((cpu1-cpu0)*1e6/float64(b.N), "redis-µs/buy")
