@@ -13,7 +13,8 @@ import (
 
 // maxBatch bounds the buyers of one reserve call, so that one call holds
 // Redis (which runs a script to its end before anything else) for a bounded
-// time: about 1.5 µs a buyer.
+// time: about 4 to 5 µs of Redis CPU a buyer (docs/performance.md), so at
+// most about 0.3 ms a call.
 const maxBatch = 64
 
 // reserveQueue coalesces the buys of one shard (natural batching): a buy
