@@ -9,8 +9,8 @@
 -- ASCII of at most 64 bytes (mysql.ValidOrderID).
 --
 -- On an existing table this is a rebuild (ALGORITHM=COPY: writes wait
--- while it runs): about a second per 500,000 rows on the project's
--- machine, see docs/performance.md.
+-- while it runs): 4 to 12 s per 500,000 rows on the project's 2-core
+-- machine under load, see docs/performance.md. Run it between sales.
 ALTER TABLE seckill_order
   MODIFY order_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   MODIFY status   VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL;
