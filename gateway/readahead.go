@@ -109,3 +109,10 @@ func (c *readAheadConn) readInto(fd uintptr) bool {
 		return true
 	}
 }
+
+// WriteTo copies what is read ahead, then the rest of the stream, to w. The
+// embedded *net.TCPConn's WriteTo (which io.Copy prefers, and which may
+// splice) would read the socket directly and skip the bytes read ahead.
+func (c *readAheadConn) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, struct{ io.Reader }{c})
+}

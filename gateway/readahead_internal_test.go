@@ -73,3 +73,39 @@ func TestReadAheadConn(t *testing.T) {
 		t.Fatalf("after the end: %d %v", n, err)
 	}
 }
+
+// TestReadAheadConnWriteTo: io.Copy from a readAheadConn (which uses its
+// WriteTo) yields the bytes read ahead before the rest of the stream.
+func TestReadAheadConnWriteTo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := readAheadListener{ln}.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := []byte("GET / HTTP/1.1\r\n\r\nand what follows the request")
+	if _, err := client.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	client.(*net.TCPConn).CloseWrite()
+	first := make([]byte, 1) // fasthttp's one-byte read: the rest is read ahead
+	if _, err := io.ReadFull(c, first); err != nil {
+		t.Fatal(err)
+	}
+	var rest bytes.Buffer
+	if _, err := io.Copy(&rest, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := append(first, rest.Bytes()...); !bytes.Equal(got, want) {
+		t.Fatalf("read back %q, want %q", got, want)
+	}
+}
