@@ -150,18 +150,33 @@ func notUnpaid(o *flashgate.Order) error {
 }
 
 // setStatus moves a locked order to status; closing statuses stamp
-// closed_at and give the unit back to stock_left.
+// closed_at and give the unit back to stock_left. The item's order counts
+// move with it (counts.go): a payment in its own slot, a closing in slot 0
+// once giveBack holds the item's row.
 func setStatus(ctx context.Context, tx *sqlx.Tx, o *flashgate.Order, status flashgate.OrderStatus, at time.Time) error {
+	var res sql.Result
 	var err error
 	switch status {
 	case flashgate.OrderPaid:
-		_, err = tx.ExecContext(ctx, "UPDATE seckill_order SET status = ?, paid_at = ? WHERE order_id = ? AND status = ?",
-			string(status), at.UTC(), o.ID, string(o.Status))
-	default:
-		_, err = tx.ExecContext(ctx, "UPDATE seckill_order SET status = ?, closed_at = ? WHERE order_id = ? AND status = ?",
+		res, err = tx.ExecContext(ctx, "UPDATE seckill_order SET status = ?, paid_at = ? WHERE order_id = ? AND status = ?",
 			string(status), at.UTC(), o.ID, string(o.Status))
 		if err == nil {
+			err = changedOne(res)
+		}
+		if err == nil {
+			err = addCounts(ctx, tx, moveCount(o.ItemID, o.Status, status, paySlot(o.ID), 1))
+		}
+	default:
+		res, err = tx.ExecContext(ctx, "UPDATE seckill_order SET status = ?, closed_at = ? WHERE order_id = ? AND status = ?",
+			string(status), at.UTC(), o.ID, string(o.Status))
+		if err == nil {
+			err = changedOne(res)
+		}
+		if err == nil {
 			err = giveBack(ctx, tx, o.ItemID, 1)
+		}
+		if err == nil {
+			err = addCounts(ctx, tx, moveCount(o.ItemID, o.Status, status, 0, 1))
 		}
 	}
 	if err != nil {
@@ -171,6 +186,15 @@ func setStatus(ctx context.Context, tx *sqlx.Tx, o *flashgate.Order, status flas
 	if status == flashgate.OrderPaid {
 		t := at.UTC()
 		o.PaidAt = &t
+	}
+	return nil
+}
+
+// changedOne checks that an update of a locked order changed it: the
+// counts are moved only for a status that did change.
+func changedOne(res sql.Result) error {
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("%d rows changed (%v), want 1", n, err)
 	}
 	return nil
 }
@@ -436,12 +460,15 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 			items = append(items, it)
 		}
 		sort.Slice(items, func(i, j int) bool { return items[i] < items[j] }) // lock order
+		var counts []countDelta
 		for _, it := range items {
 			if err := giveBack(ctx, tx, it, perItem[it]); err != nil {
 				return err
 			}
+			counts = append(counts, moveCount(it, flashgate.OrderUnpaid, flashgate.OrderCancelled, 0, int64(perItem[it]))...)
 		}
-		return nil
+		// Slot 0: giveBack holds every item's row by now.
+		return addCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return Sweep{Next: after}, err
