@@ -17,7 +17,8 @@
 # as for `flashgate bench`; the gateway needs FLASHGATE_IP_RATE=0 and
 # FLASHGATE_USER_RATE=0). Other settings: WRK_DURATION (8s), WRK_THREADS (2),
 # WRK_CONNECTIONS (128), WRK_USERS (tokens for the buy run, 600000),
-# WRK_REPEAT (1), REDIS_ADDR (with WRK_TARGET: the gateway's Redis, for the
+# WRK_REPEAT (1), WRK_SHARDS (Redis shards of the items created: the
+# server's default, 8, when unset), REDIS_ADDR (with WRK_TARGET: the gateway's Redis, for the
 # CPU reading; 127.0.0.1:6379). WRK_BENCH=1 also runs `flashgate bench`
 # (sold-out and buy with --calibrate, then open loop at half the buy rate)
 # in each round, so both generators are measured on the same stack.
@@ -85,7 +86,7 @@ waitready "http://$BARE/"
 bench() { $BIN bench --target "$WRK_TARGET" --admin "$WRK_ADMIN" "$@"; }
 # setup SCENARIO USERS FILE: creates the item, writes the tokens, prints the
 # buy path.
-setup() { bench --scenario "$1" --users "$2" --setup-only --tokens-file "$3" | sed -n 's/^path //p'; }
+setup() { bench --scenario "$1" --users "$2" ${WRK_SHARDS:+--shards "$WRK_SHARDS"} --setup-only --tokens-file "$3" | sed -n 's/^path //p'; }
 # run SCRIPT URL TOKENS: wrk's output.
 run() { WRK_TOKENS=$3 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "scripts/wrk/$1" "$2"; }
 rps() { sed -n 's/^Requests\/sec: *//p' <<<"$1"; }
