@@ -114,7 +114,7 @@ type metrics struct {
 // start: an alert on increase() or rate() sees the first event too, and a
 // dashboard shows 0 rather than "no data".
 var (
-	writeResults = []string{"inserted", "replayed", "conflict", "guarded", "malformed"}
+	writeResults = []string{"inserted", "replayed", "conflict", "guarded", "expired", "malformed"}
 	builtinJobs  = []string{"fetch", "write", "commit", "settle", "lag", "relay", "reconcile", "restock", "adjust", "drift", "archive", "bans"}
 )
 
@@ -292,6 +292,7 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 			w.m.written.WithLabelValues("replayed").Add(float64(res.Replayed))
 			w.m.written.WithLabelValues("conflict").Add(float64(res.Conflicts))
 			w.m.written.WithLabelValues("guarded").Add(float64(res.Guarded))
+			w.m.written.WithLabelValues("expired").Add(float64(res.Expired))
 			if res.Guarded > 0 {
 				w.log.Error("MySQL stock guard refused reservations: Redis stock exceeded MySQL stock", "orders", res.Guarded)
 				w.unmark(ctx, stop, res.GuardedOrders)

@@ -25,10 +25,16 @@ type WriteResult struct {
 	Replayed  int // reservations whose row already existed
 	Conflicts int // reservations refused by the one-live-order rule, stored cancelled
 	Guarded   int // reservations refused by the MySQL stock guard, stored cancelled
+	// Expired are reservations that reached MySQL after the expiry sweep
+	// had passed their order ids, stored cancelled at once (see sweep.go).
+	Expired int
 	// GuardedOrders are the reservations refused by the stock guard in
 	// this call: their buyers' duplicate marks are to be cleared (their
 	// units never existed, so they are not returned to stock).
 	GuardedOrders []flashgate.Reservation
+
+	closed  []string // order ids stored cancelled with their unit to go back
+	unkeyed []string // order ids the sweep's walk does not find (sweep.go)
 }
 
 // WriteReservations turns reservations into order rows in one transaction:
@@ -39,6 +45,12 @@ type WriteResult struct {
 // their unit goes back (restocked = 0) and nothing accepted goes missing.
 // The rows written are added to the items' order counts (counts.go) in the
 // same transaction, in one statement.
+//
+// It holds the expiry sweep's mark shared (sweep.go): a reservation whose
+// order id the sweep has walked past already is stored cancelled, expired,
+// its unit going back, as the sweep would have done had it come in time;
+// one whose id the walk cannot find is listed for the sweep by created_at.
+// Closed orders whose units go back are queued for the restocker.
 func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation) (WriteResult, error) {
 	byItem := map[int64][]flashgate.Reservation{}
 	var items []int64
@@ -55,22 +67,55 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 	for attempt := 0; ; attempt++ {
 		res = WriteResult{}
 		err := db.inTx(ctx, func(tx *sqlx.Tx) error {
+			// First of all locks: the sweep takes the mark, then orders,
+			// then items.
+			mark, err := sweepMark(ctx, tx, "LOCK IN SHARE MODE")
+			if err != nil {
+				return err
+			}
 			var counts []countDelta
 			for _, item := range items {
-				batch := byItem[item]
+				batch, expired := splitExpired(byItem[item], mark, &res)
 				before := res
 				// This item's new rows, counted (slot 0: the item's row is
 				// locked by then) once its rows are written.
-				count := func() {
+				count := func() error {
+					if res.Expired > before.Expired {
+						// Expired rows take no stock: nothing else may have
+						// locked the item's row.
+						if _, err := tx.ExecContext(ctx, "SELECT id FROM seckill_item WHERE id = ? FOR UPDATE", item); err != nil {
+							return fmt.Errorf("lock item %d: %w", item, err)
+						}
+					}
 					counts = append(counts,
 						countDelta{item, flashgate.OrderUnpaid, 0, int64(res.Inserted - before.Inserted)},
-						countDelta{item, flashgate.OrderCancelled, 0, int64(res.Conflicts - before.Conflicts + res.Guarded - before.Guarded)})
+						countDelta{item, flashgate.OrderCancelled, 0, int64(res.Conflicts - before.Conflicts + res.Guarded - before.Guarded + res.Expired - before.Expired)})
+					return nil
+				}
+				if len(expired) > 0 {
+					// The order expired before it reached MySQL: stored
+					// cancelled, no unit taken from stock_left.
+					k, err := db.insertOrders(ctx, tx, expired, flashgate.OrderCancelled, false)
+					if err != nil {
+						return err
+					}
+					res.Expired += k
+					res.Replayed += len(expired) - k
+					res.closed = append(res.closed, ids(expired)...)
+				}
+				if len(batch) == 0 {
+					if err := count(); err != nil {
+						return err
+					}
+					continue
 				}
 				if guarded[item] {
 					if err := db.writeGuarded(ctx, tx, item, batch, &res); err != nil {
 						return err
 					}
-					count()
+					if err := count(); err != nil {
+						return err
+					}
 					continue
 				}
 				n, err := db.insertOrders(ctx, tx, batch, flashgate.OrderUnpaid, false)
@@ -88,7 +133,9 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 					}
 				}
 				if n == len(batch) {
-					count()
+					if err := count(); err != nil {
+						return err
+					}
 					continue
 				}
 				// Some were not inserted: replays, or refused by uk_order_live.
@@ -110,8 +157,17 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 						return err
 					}
 					res.Conflicts += k
+					res.closed = append(res.closed, ids(missing)...)
 				}
-				count()
+				if err := count(); err != nil {
+					return err
+				}
+			}
+			if err := queueRestock(ctx, tx, res.closed); err != nil {
+				return err
+			}
+			if err := pendOrders(ctx, tx, res.unkeyed); err != nil {
+				return err
 			}
 			return addCounts(ctx, tx, counts)
 		})
@@ -169,6 +225,7 @@ func (db *DB) writeGuarded(ctx context.Context, tx *sqlx.Tx, item int64, batch [
 				return err
 			}
 			res.Conflicts += k
+			res.closed = append(res.closed, ids(conflicts)...)
 		}
 	}
 	if len(fresh) == 0 {
@@ -181,6 +238,41 @@ func (db *DB) writeGuarded(ctx context.Context, tx *sqlx.Tx, item int64, batch [
 	res.Guarded += n
 	res.GuardedOrders = append(res.GuardedOrders, fresh...)
 	return nil
+}
+
+// splitExpired returns, of an item's batch, the reservations to write as
+// usual and those whose order ids are keyed and below the sweep's mark:
+// expired before they arrived. It lists the ids that are not keyed in res.
+func splitExpired(batch []flashgate.Reservation, mark string, res *WriteResult) (live, expired []flashgate.Reservation) {
+	n := 0
+	for _, r := range batch {
+		switch {
+		case !keyed(r.OrderID, r.At):
+			res.unkeyed = append(res.unkeyed, r.OrderID)
+		case r.OrderID < mark:
+			n++
+		}
+	}
+	if n == 0 {
+		return batch, nil
+	}
+	live = make([]flashgate.Reservation, 0, len(batch)-n)
+	for _, r := range batch {
+		if keyed(r.OrderID, r.At) && r.OrderID < mark {
+			expired = append(expired, r)
+		} else {
+			live = append(live, r)
+		}
+	}
+	return live, expired
+}
+
+func ids(rs []flashgate.Reservation) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.OrderID
+	}
+	return out
 }
 
 type guardError struct{ item int64 }
@@ -472,11 +564,14 @@ type Unrestocked struct {
 }
 
 // Unrestocked returns up to limit cancelled or refunded orders whose unit
-// has not been returned to Redis.
+// has not been returned to Redis: the queue seckill_restock, which every
+// transaction that closes an order fills (the conditions on the order are
+// a guard: a unit is never released twice).
 func (db *DB) Unrestocked(ctx context.Context, limit int) ([]Unrestocked, error) {
 	var out []Unrestocked
 	err := db.SelectContext(ctx, &out, `SELECT o.order_id, o.item_id, o.user_id, i.shards, a.archived_at IS NOT NULL AS archived
-		FROM seckill_order o JOIN seckill_item i ON i.id = o.item_id JOIN seckill_activity a ON a.id = i.activity_id
+		FROM seckill_restock r JOIN seckill_order o ON o.order_id = r.order_id
+		JOIN seckill_item i ON i.id = o.item_id JOIN seckill_activity a ON a.id = i.activity_id
 		WHERE o.restocked = 0 AND o.status IN ('cancelled', 'refunded') LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find orders to restock: %w", err)
@@ -484,10 +579,16 @@ func (db *DB) Unrestocked(ctx context.Context, limit int) ([]Unrestocked, error)
 	return out, nil
 }
 
-// MarkRestocked records that an order's unit is back in Redis.
+// MarkRestocked records that an order's unit is back in Redis, and takes
+// it off the restocker's queue.
 func (db *DB) MarkRestocked(ctx context.Context, orderID string) error {
-	if _, err := db.ExecContext(ctx, "UPDATE seckill_order SET restocked = 1 WHERE order_id = ?", orderID); err != nil {
-		return fmt.Errorf("mark restocked: %w", err)
-	}
-	return nil
+	return db.inTxRC(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE seckill_order SET restocked = 1 WHERE order_id = ?", orderID); err != nil {
+			return fmt.Errorf("mark restocked: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM seckill_restock WHERE order_id = ?", orderID); err != nil {
+			return fmt.Errorf("mark restocked: %w", err)
+		}
+		return nil
+	})
 }

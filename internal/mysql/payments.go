@@ -150,9 +150,9 @@ func notUnpaid(o *flashgate.Order) error {
 }
 
 // setStatus moves a locked order to status; closing statuses stamp
-// closed_at and give the unit back to stock_left. The item's order counts
-// move with it (counts.go): a payment in its own slot, a closing in slot 0
-// once giveBack holds the item's row.
+// closed_at, give the unit back to stock_left and queue the order for the
+// restocker. The item's order counts move with it (counts.go): a payment in
+// its own slot, a closing in slot 0 once giveBack holds the item's row.
 func setStatus(ctx context.Context, tx *sqlx.Tx, o *flashgate.Order, status flashgate.OrderStatus, at time.Time) error {
 	var res sql.Result
 	var err error
@@ -177,6 +177,9 @@ func setStatus(ctx context.Context, tx *sqlx.Tx, o *flashgate.Order, status flas
 		}
 		if err == nil {
 			err = addCounts(ctx, tx, moveCount(o.ItemID, o.Status, status, 0, 1))
+		}
+		if err == nil {
+			err = queueRestockOne(ctx, tx, o.ID)
 		}
 	}
 	if err != nil {
@@ -371,7 +374,9 @@ func (db *DB) TradeClosed(ctx context.Context, orderID, channel string) error {
 	return nil
 }
 
-// SweepCursor is where a sweep of expired orders goes on from.
+// SweepCursor is where a sweep of expired orders goes on from: the place in
+// seckill_sweep_pending, by created_at then order id (the walk of the
+// primary key goes on from the mark, sweep.go).
 type SweepCursor struct {
 	CreatedAt time.Time
 	OrderID   string
@@ -384,67 +389,183 @@ type Sweep struct {
 	// Open are expired orders with an Alipay trade: the caller closes the
 	// trade first, then cancels them with CancelUnpaid (or finds them paid).
 	Open []flashgate.Order
-	// Seen counts the rows of the batch; fewer than the limit means the
-	// sweep is done. Next is where the next batch starts.
+	// Seen counts the orders the batch took, and is at least the limit
+	// while the walk has rows left: fewer than the limit means the sweep
+	// is done. Next is where the next batch starts.
 	Seen int
 	Next SweepCursor
 }
 
-// SweepExpired takes up to limit unpaid orders created before cutoff, after
-// the cursor, locking them and skipping rows other transactions hold (so
-// that many workers sweep side by side, and a payment in progress is left
-// alone), and cancels those without an Alipay trade in the same
-// transaction, their units back in stock_left.
+// sweepRow is an order row as the sweep reads it.
+type sweepRow struct {
+	orderRow
+	Restocked bool `db:"restocked"`
+}
+
+func (r sweepRow) live() bool { return r.Status == string(flashgate.OrderUnpaid) && !r.Restocked }
+
+// SweepExpired takes up to limit unpaid orders created before cutoff, from
+// the orders listed as pending (after the cursor) and from the walk of the
+// primary key (from the mark, see sweep.go), locks them skipping rows
+// other transactions hold (a payment in progress is left alone, and
+// listed as pending to be seen again), and cancels those without an Alipay
+// trade in the same transaction, their units back in stock_left and their
+// orders queued for the restocker. Sweeps run one at a time: each holds
+// the mark row from start to commit, and so do the workers' inserts,
+// shared.
 func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCursor, limit int, at time.Time) (Sweep, error) {
 	var sw Sweep
 	err := db.inTxRC(ctx, func(tx *sqlx.Tx) error {
 		sw = Sweep{Next: after}
-		var rows []orderRow
-		if err := tx.SelectContext(ctx, &rows, "SELECT "+orderColumns+` FROM seckill_order
-			WHERE status = 'unpaid' AND restocked = 0 AND created_at < ? AND (created_at > ? OR (created_at = ? AND order_id > ?))
-			ORDER BY created_at, order_id LIMIT ? FOR UPDATE SKIP LOCKED`,
-			cutoff.UTC(), after.CreatedAt.UTC(), after.CreatedAt.UTC(), after.OrderID, limit); err != nil {
-			return fmt.Errorf("find expired orders: %w", err)
-		}
-		sw.Seen = len(rows)
-		if len(rows) == 0 {
-			return nil
-		}
-		last := rows[len(rows)-1]
-		sw.Next = SweepCursor{CreatedAt: last.CreatedAt, OrderID: last.OrderID}
-		ids := make([]string, len(rows))
-		for i, r := range rows {
-			ids[i] = r.OrderID
-		}
-		q, args, err := sqlx.In("SELECT order_id FROM payment_info WHERE channel = ? AND order_id IN (?)", ChannelAlipay, ids)
+		mark, err := sweepMark(ctx, tx, "FOR UPDATE")
 		if err != nil {
 			return err
 		}
-		var traded []string
-		if err := tx.SelectContext(ctx, &traded, q, args...); err != nil {
-			return fmt.Errorf("find trades of expired orders: %w", err)
+
+		// The pending orders, by created_at.
+		var pending []struct {
+			OrderID   string    `db:"order_id"`
+			CreatedAt time.Time `db:"created_at"`
 		}
-		open := make(map[string]bool, len(traded))
-		for _, id := range traded {
-			open[id] = true
+		if err := tx.SelectContext(ctx, &pending, `SELECT order_id, created_at FROM seckill_sweep_pending
+			WHERE created_at < ? AND (created_at > ? OR (created_at = ? AND order_id > ?))
+			ORDER BY created_at, order_id LIMIT ?`,
+			cutoff.UTC(), after.CreatedAt.UTC(), after.CreatedAt.UTC(), after.OrderID, limit); err != nil {
+			return fmt.Errorf("find pending expired orders: %w", err)
+		}
+		if len(pending) > 0 {
+			last := pending[len(pending)-1]
+			sw.Next = SweepCursor{CreatedAt: last.CreatedAt, OrderID: last.OrderID}
+		}
+
+		// The walk: every row from the mark up to the cutoff's prefix, a
+		// consistent read without locks; the unpaid ones are taken below.
+		end := sweepPrefix(cutoff)
+		next := mark
+		inPending := make(map[string]bool, len(pending))
+		for _, p := range pending {
+			inPending[p.OrderID] = true
+		}
+		var walked, toPend []sweepRow
+		if mark < end {
+			var rows []sweepRow
+			walk := limit * sweepWalkRows
+			// Only what decides; the orders taken are read again locked.
+			if err := tx.SelectContext(ctx, &rows, `SELECT order_id, status, created_at, restocked FROM seckill_order
+				WHERE order_id >= ? AND order_id < ? ORDER BY order_id LIMIT ?`, mark, end, walk); err != nil {
+				return fmt.Errorf("walk orders: %w", err)
+			}
+			next = end
+			if len(rows) == walk {
+				next = successor(rows[len(rows)-1].OrderID)
+			}
+			for _, r := range rows {
+				if !r.live() || inPending[r.OrderID] { // taken above
+					continue
+				}
+				if !keyed(r.OrderID, r.CreatedAt) {
+					// Not in creation order: swept by created_at (an
+					// insert lists these; this catches older rows).
+					toPend = append(toPend, r)
+					continue
+				}
+				walked = append(walked, r)
+				if len(walked) == limit {
+					next = successor(r.OrderID) // the rest in the next batch
+					break
+				}
+			}
+		}
+		sw.Seen = len(pending) + len(walked)
+		if next < end && sw.Seen < limit {
+			sw.Seen = limit // rows left to walk
+		}
+
+		ids := make([]string, 0, len(pending)+len(walked))
+		for _, p := range pending {
+			ids = append(ids, p.OrderID)
+		}
+		for _, r := range walked {
+			ids = append(ids, r.OrderID)
+		}
+		locked := map[string]sweepRow{}
+		if len(ids) > 0 {
+			q, args, err := sqlx.In("SELECT "+orderColumns+", restocked FROM seckill_order WHERE order_id IN (?) FOR UPDATE SKIP LOCKED", ids)
+			if err != nil {
+				return err
+			}
+			var rows []sweepRow
+			if err := tx.SelectContext(ctx, &rows, q, args...); err != nil {
+				return fmt.Errorf("lock expired orders: %w", err)
+			}
+			for _, r := range rows {
+				locked[r.OrderID] = r
+			}
+		}
+		// What to expire, and from where; what the pending list loses.
+		var expired []sweepRow
+		fromPending := map[string]bool{}
+		var settled []string
+		for _, p := range pending {
+			r, ok := locked[p.OrderID]
+			switch {
+			case !ok: // held by another transaction: next time
+			case !r.live():
+				settled = append(settled, p.OrderID)
+			case r.CreatedAt.Before(cutoff):
+				expired = append(expired, r)
+				fromPending[r.OrderID] = true
+			}
+		}
+		for _, w := range walked {
+			r, ok := locked[w.OrderID]
+			switch {
+			case !ok: // held by another transaction: to be seen again
+				toPend = append(toPend, w)
+			case !r.live(): // paid or closed since the walk read it
+			default:
+				expired = append(expired, r)
+			}
+		}
+
+		open, err := alipayTrades(ctx, tx, expired)
+		if err != nil {
+			return err
 		}
 		var cancel []string
 		perItem := map[int64]int{}
-		for _, r := range rows {
+		for _, r := range expired {
 			o := r.domain()
 			if open[o.ID] {
 				sw.Open = append(sw.Open, o)
+				if !fromPending[o.ID] {
+					toPend = append(toPend, r) // seen again until it is settled
+				}
 				continue
 			}
 			o.Status = flashgate.OrderCancelled
 			sw.Cancelled = append(sw.Cancelled, o)
 			cancel = append(cancel, o.ID)
+			if fromPending[o.ID] {
+				settled = append(settled, o.ID)
+			}
 			perItem[o.ItemID]++
+		}
+		if err := pendRows(ctx, tx, toPend); err != nil {
+			return err
+		}
+		if err := unpend(ctx, tx, settled); err != nil {
+			return err
+		}
+		if next > mark {
+			if _, err := tx.ExecContext(ctx, "UPDATE seckill_sweep_mark SET mark = ? WHERE id = ?", next, sweepMarkID); err != nil {
+				return fmt.Errorf("advance sweep mark: %w", err)
+			}
 		}
 		if len(cancel) == 0 {
 			return nil
 		}
-		q, args, err = sqlx.In("UPDATE seckill_order SET status = 'cancelled', closed_at = ? WHERE status = 'unpaid' AND order_id IN (?)", at.UTC(), cancel)
+		q, args, err := sqlx.In("UPDATE seckill_order SET status = 'cancelled', closed_at = ? WHERE status = 'unpaid' AND order_id IN (?)", at.UTC(), cancel)
 		if err != nil {
 			return err
 		}
@@ -454,6 +575,9 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 		}
 		if n, _ := res.RowsAffected(); int(n) != len(cancel) {
 			return fmt.Errorf("cancel expired orders: %d of %d locked rows changed", n, len(cancel))
+		}
+		if err := queueRestock(ctx, tx, cancel); err != nil {
+			return err
 		}
 		items := make([]int64, 0, len(perItem))
 		for it := range perItem {
@@ -474,6 +598,30 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 		return Sweep{Next: after}, err
 	}
 	return sw, nil
+}
+
+// alipayTrades returns which of rows have an Alipay payment_info row.
+func alipayTrades(ctx context.Context, tx *sqlx.Tx, rows []sweepRow) (map[string]bool, error) {
+	open := map[string]bool{}
+	if len(rows) == 0 {
+		return open, nil
+	}
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.OrderID
+	}
+	q, args, err := sqlx.In("SELECT order_id FROM payment_info WHERE channel = ? AND order_id IN (?)", ChannelAlipay, ids)
+	if err != nil {
+		return nil, err
+	}
+	var traded []string
+	if err := tx.SelectContext(ctx, &traded, q, args...); err != nil {
+		return nil, fmt.Errorf("find trades of expired orders: %w", err)
+	}
+	for _, id := range traded {
+		open[id] = true
+	}
+	return open, nil
 }
 
 // PayWithPoints pays an unpaid order of user with points in one
