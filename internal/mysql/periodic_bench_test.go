@@ -65,3 +65,54 @@ func BenchmarkPeriodicQueries(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSweepWalk is the expiry sweep's price per order: since migration
+// 007 the sweep reads every order row once, walking the primary key (see
+// internal/mysql/sweep.go), where the index it replaced was written by every
+// insert and every status change. The table holds the sub-benchmark's
+// number of paid orders (the walk reads them and takes none); an op sets
+// the mark back to the start and sweeps the whole table the way
+// payment.Service.Expire does, in batches of 200. mariadb-µs/row is the
+// server's CPU per row walked.
+//
+//	go test -run '^$' -bench SweepWalk -benchtime 5x ./internal/mysql
+func BenchmarkSweepWalk(b *testing.B) {
+	addr, pid := testenv.StartPlainMariaDB(b)
+	ctx := context.Background()
+	for _, rows := range []int{20_000, 200_000} {
+		b.Run("rows="+strconv.Itoa(rows), func(b *testing.B) {
+			name := "bench_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			db, item := itemDB(b, "root@tcp("+addr+")/"+name+"?parseTime=true", int64(rows))
+			v := &benchVariant{db: db, item: item, ids: flashgate.NewOrderIDs()}
+			v.write(ctx, b, 1000, rows/1000)
+			if _, err := db.Exec("UPDATE seckill_order SET status = 'paid', paid_at = created_at"); err != nil {
+				b.Fatal(err)
+			}
+			flushDirty(b, db)
+			const limit = 200
+			b.ResetTimer()
+			var cpu time.Duration
+			for range b.N {
+				if _, err := db.Exec("UPDATE seckill_sweep_mark SET mark = ''"); err != nil {
+					b.Fatal(err)
+				}
+				before := serverCPU(b, pid)
+				now := time.Now()
+				for {
+					sw, err := db.SweepExpired(ctx, now.Add(time.Hour), mysql.SweepCursor{CreatedAt: time.Unix(0, 0)}, limit, now)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(sw.Cancelled)+len(sw.Open) > 0 {
+						b.Fatalf("the walk took %d orders", len(sw.Cancelled)+len(sw.Open))
+					}
+					if sw.Seen < limit {
+						break
+					}
+				}
+				cpu += serverCPU(b, pid) - before
+			}
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*rows), "mariadb-µs/row")
+		})
+	}
+}
