@@ -19,10 +19,12 @@
 // net if this process dies in between). WebSocket watchers of the order, in
 // any gateway, read the order again on every message.
 //
-// The expiry sweep runs as a worker job every tick. It takes expired unpaid
-// orders with SELECT ... FOR UPDATE SKIP LOCKED, so any number of workers
-// sweep side by side, and cancels at once those that never had an Alipay
-// trade. For the others it first closes the trade (alipay.trade.close): a
+// The expiry sweep runs as a worker job every tick. It walks the orders in
+// creation order from a mark (mysql.SweepExpired; docs/design.md, "Expiry
+// and restock without an index on the orders"), takes the expired unpaid
+// ones with FOR UPDATE SKIP LOCKED (a payment in progress is left alone and
+// seen again later), and cancels at once those that never had an Alipay
+// trade; workers sweep in turn. For the others it first closes the trade (alipay.trade.close): a
 // closed trade can no longer be paid, so cancelling after it is safe; a
 // trade that turns out paid (ACQ.TRADE_STATUS_ERROR, confirmed by
 // alipay.trade.query) makes the order paid instead; a trade Alipay never saw
