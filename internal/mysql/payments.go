@@ -490,7 +490,9 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 		}
 		locked := map[string]sweepRow{}
 		if len(ids) > 0 {
-			q, args, err := sqlx.In("SELECT "+orderColumns+", restocked FROM seckill_order WHERE order_id IN (?) FOR UPDATE SKIP LOCKED", ids)
+			// FORCE INDEX: by key, never a scan that would lock rows it
+			// does not take (see queueRestock).
+			q, args, err := sqlx.In("SELECT "+orderColumns+", restocked FROM seckill_order FORCE INDEX (PRIMARY) WHERE order_id IN (?) FOR UPDATE SKIP LOCKED", ids)
 			if err != nil {
 				return err
 			}
