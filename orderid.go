@@ -49,6 +49,21 @@ func (g *OrderIDs) Append(b []byte, itemID int64, now time.Time) []byte {
 	return strconv.AppendInt(b, itemID, 10)
 }
 
+// OrderIDsBefore returns the shortest string that sorts after every order id
+// created before t and at or before every id created at t or later: the 10
+// characters of the id's time part (48 bits of milliseconds, the first
+// character holding 3). An id's age is read from it without parsing: the
+// outbox relay (lua/relay.lua) compares ids with it.
+func OrderIDsBefore(t time.Time) string {
+	ms := uint64(t.UnixMilli()) & (1<<48 - 1)
+	var d [10]byte
+	for i := 9; i >= 0; i-- {
+		d[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	return string(d[:])
+}
+
 // New returns a new id for itemID.
 func (g *OrderIDs) New(itemID int64) string {
 	return string(g.Append(make([]byte, 0, 48), itemID, time.Now()))

@@ -39,8 +39,8 @@ var Preload string
 //go:embed settle.lua
 var Settle string
 
-// Relay takes the due head of a shard's relay queue and answers the outbox
-// entries still unsettled, queueing them again.
+// Relay walks a shard's outbox one scan step at a time and answers the
+// entries left there too long, stamping them so that they wait a period.
 //
 //go:embed relay.lua
 var Relay string

@@ -6,16 +6,15 @@
 -- buyers costs each of them a fraction of it.
 -- KEYS[1] stock    string: units left in the shard
 -- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
--- KEYS[3] outbox   hash: order id -> reservation wire form
--- KEYS[4] queue    list: "<ms> <order id>" in the order entries entered the
---                  outbox, for the relay (relay.lua); appending is O(1)
--- KEYS[5] xin      optional, zset: transfer id -> ms when credited
+-- KEYS[3] outbox   hash: order id -> reservation wire form (the relay finds
+--                  the entries left there too long: relay.lua)
+-- KEYS[4] xin      optional, zset: transfer id -> ms when credited
 -- KEYS[#KEYS] ep   hash: the fence (see fence.lua)
--- ARGV[1] now (unix ms)
--- ARGV[2] transfer id, ARGV[3] units: with KEYS[5], a buyer who borrowed
+-- ARGV[1] now (unix ms): when a transfer is credited
+-- ARGV[2] transfer id, ARGV[3] units: with KEYS[4], a buyer who borrowed
 --   stock from another shard first credits the transfer here (once per id,
 --   as credit.lua does), so that no one else can take the borrowed units
---   before the borrower gets one. Empty without KEYS[5].
+--   before the borrower gets one. Empty without KEYS[4].
 -- ARGV[4..] the buyers, three arguments each: user id, order id,
 --   reservation wire form.
 -- Each buyer, in order, as if alone:
@@ -24,8 +23,7 @@
 --   - the mark holds another order: duplicate, with that order (a user twice
 --     in one batch: the second sees the first's mark);
 --   - no units left: the shard is empty (the caller may borrow);
---   - else one unit is taken: the mark, the outbox entry and the relay
---     queue's element are written.
+--   - else one unit is taken: the mark and the outbox entry are written.
 -- The checks run once per call (the stock loaded, the fence), and the writes
 -- once per call for all the units taken.
 -- Reply: two entries per buyer, in the buyers' order:
@@ -48,7 +46,7 @@ local refused = fence(KEYS[#KEYS])
 if refused then
   return refused
 end
-if #KEYS == 6 and redis.call('ZADD', KEYS[5], 'NX', ARGV[1], ARGV[2]) == 1 then
+if #KEYS == 5 and redis.call('ZADD', KEYS[4], 'NX', ARGV[1], ARGV[2]) == 1 then
   n = redis.call('INCRBY', KEYS[1], ARGV[3])
 end
 local users = {}
@@ -57,7 +55,7 @@ for i = 1, buyers do
 end
 local marks = redis.call('HMGET', KEYS[2], unpack(users))
 local taken = {} -- user -> order taken in this call
-local newMarks, entries, queued = {}, {}, {} -- HSET and RPUSH arguments
+local newMarks, entries = {}, {} -- HSET arguments
 local took = 0
 for i = 1, buyers do
   local user, order = users[i], ARGV[3 * i + 2]
@@ -73,7 +71,6 @@ for i = 1, buyers do
     taken[user] = order
     newMarks[2 * took - 1], newMarks[2 * took] = user, order
     entries[2 * took - 1], entries[2 * took] = order, ARGV[3 * i + 3]
-    queued[took] = ARGV[1] .. ' ' .. order
     reply[2 * i - 1], reply[2 * i] = 0, n - took
   end
 end
@@ -81,6 +78,5 @@ if took > 0 then
   redis.call('DECRBY', KEYS[1], took)
   redis.call('HSET', KEYS[2], unpack(newMarks))
   redis.call('HSET', KEYS[3], unpack(entries))
-  redis.call('RPUSH', KEYS[4], unpack(queued))
 end
 return reply

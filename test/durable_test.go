@@ -114,7 +114,7 @@ func TestRewindRepair(t *testing.T) {
 	c := s.app.Store.Client()
 	var keys []string
 	for sh := 0; sh < shards; sh++ {
-		for _, k := range []string{"stock", "buyers", "outbox", "queue", "pending", "xout", "xin", "ep"} {
+		for _, k := range []string{"stock", "buyers", "outbox", "relayed", "xout", "xin", "ep"} {
 			keys = append(keys, fmt.Sprintf("%s:{i%d:%d}:%s", s.app.Config.RedisPrefix, item, sh, k))
 		}
 	}

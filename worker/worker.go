@@ -86,6 +86,16 @@ type Worker struct {
 	drift    driftWatch
 	// lastPrune is when PruneBans last ran; only periodic touches it.
 	lastPrune time.Time
+	// relayFrom is where the relay's walk of each shard's outbox goes on
+	// from (redis.Store.Stale); only periodic touches it. A shard whose
+	// walk is complete has no entry.
+	relayFrom map[itemShard]string
+}
+
+// itemShard names one shard of an item.
+type itemShard struct {
+	item  int64
+	shard int
 }
 
 // job is a periodic job, named in logs and in flashgate_worker_errors_total.
@@ -418,13 +428,19 @@ func (w *Worker) measureLag(ctx context.Context) {
 }
 
 // Relay produces again the outbox entries older than RelayAfter: the
-// reservations whose first produce failed or never happened.
+// reservations whose first produce failed or never happened. Each pass goes
+// on with each shard's walk of its outbox where the last pass left it (a
+// pass stops at 1,000 entries a shard), so that every entry gets its turn
+// however many are due. Relays of other workers may walk the same outboxes
+// meanwhile: an entry is returned to one of them once a period.
 func (w *Worker) Relay(ctx context.Context) error {
 	items, err := w.store.PublishedItems(ctx)
 	if err != nil {
 		return err
 	}
-	cutoff := time.Now().Add(-w.cfg.RelayAfter)
+	now := time.Now()
+	from := w.relayFrom
+	w.relayFrom = map[itemShard]string{} // drops the shards of items gone
 	var errs []error
 	for _, id := range items {
 		it, err := w.store.Items().Get(ctx, id, time.Now())
@@ -433,10 +449,13 @@ func (w *Worker) Relay(ctx context.Context) error {
 			continue
 		}
 		for shard := 0; shard < it.Shards; shard++ {
-			wires, err := w.store.Stale(ctx, id, shard, cutoff, 1000)
+			at := itemShard{id, shard}
+			wires, next, err := w.store.Stale(ctx, id, shard, from[at], now, w.cfg.RelayAfter, 1000)
+			if next != "0" {
+				w.relayFrom[at] = next
+			}
 			if err != nil {
-				errs = append(errs, err)
-				continue
+				errs = append(errs, err) // and produce what it returned: it is stamped
 			}
 			if len(wires) == 0 {
 				continue

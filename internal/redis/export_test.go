@@ -1,11 +1,5 @@
 package redis
 
-import (
-	"context"
-
-	"github.com/redis/rueidis"
-)
-
 // MaxBatch is maxBatch, for the tests of coalescing.
 const MaxBatch = maxBatch
 
@@ -15,10 +9,4 @@ func (s *Store) QueuedBuyers(item int64, shard int) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.waiting)
-}
-
-// RelayTake runs relay.lua on a shard's queue and outbox (tests).
-func (s *Store) RelayTake(ctx context.Context, item int64, shard int, args ...string) rueidis.RedisResult {
-	k := s.keysOf(item, shard)
-	return s.exec(ctx, s.relay, []string{k.relayQueue, k.outbox}, args)
 }

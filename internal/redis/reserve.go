@@ -128,7 +128,7 @@ func (q *reserveQueue) handOff() *buyer {
 // error (the fence, the network) is every buyer's: the script changed
 // nothing, or, when its reply was lost, maybe took their units.
 func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
-	keys := []string{k.stock, k.buyers, k.outbox, k.relayQueue, k.ep}
+	keys := []string{k.stock, k.buyers, k.outbox, k.ep}
 	args := make([]string, 3, 3+3*len(batch))
 	args[0] = strconv.FormatInt(batch[0].at.UnixMilli(), 10)
 	for _, b := range batch {
@@ -152,7 +152,7 @@ func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
 // own buyer.
 func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID string, units int64, userID int64, orderID string, wire []byte, now time.Time) (ReserveResult, error) {
 	k := s.keysOf(item, shard)
-	keys := []string{k.stock, k.buyers, k.outbox, k.relayQueue, k.base + "xin", k.ep}
+	keys := []string{k.stock, k.buyers, k.outbox, k.base + "xin", k.ep}
 	args := []string{strconv.FormatInt(now.UnixMilli(), 10), xferID, strconv.FormatInt(units, 10),
 		strconv.FormatInt(userID, 10), orderID, string(wire)}
 	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())

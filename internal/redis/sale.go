@@ -74,7 +74,7 @@ func (s *Store) LoadStock(ctx context.Context, items []flashgate.Item) error {
 }
 
 // shardKeyNames are the keys every shard of an item may have.
-var shardKeyNames = []string{"stock", "buyers", "outbox", "queue", "pending", "xout", "xin", "adj", "ep"}
+var shardKeyNames = []string{"stock", "buyers", "outbox", "relayed", "queue", "pending", "xout", "xin", "adj", "ep"}
 
 // delShard deletes every key of a shard in one command: they share a hash
 // tag, so one slot.

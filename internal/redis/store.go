@@ -7,8 +7,9 @@
 //	<prefix>:{i42:3}:stock    units left in shard 3 of item 42
 //	<prefix>:{i42:3}:buyers   user id -> order id (duplicate marks)
 //	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
-//	<prefix>:{i42:3}:queue    "<ms> <order id>" as entries entered the outbox, for the relay
-//	<prefix>:{i42:3}:pending  the queue of gateways before 2026-11 (order id -> ms), drained
+//	<prefix>:{i42:3}:relayed  order id -> ms when the relay last produced it (relayed entries only)
+//	<prefix>:{i42:3}:queue    written by gateways before 2026-12 ("<ms> <order id>"); the relay drops it
+//	<prefix>:{i42:3}:pending  written by gateways before 2026-11 (order id -> ms); the relay drops it
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
 //	<prefix>:{i42:3}:xin      transfers (and stock additions) credited to the shard
 //	<prefix>:{i42:3}:adj      stock withdrawals: adjustment id -> units taken
@@ -157,8 +158,6 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 		return k.buyers
 	case "outbox":
 		return k.outbox
-	case "queue":
-		return k.relayQueue
 	case "ep":
 		return k.ep
 	}
@@ -168,9 +167,9 @@ func (s *Store) shardKey(item int64, shard int, name string) string {
 // shardKeys are the keys of one item shard, built once: the hot path would
 // otherwise format four strings per buy.
 type shardKeys struct {
-	base                                  string // "<prefix>:{i42:3}:"
-	stock, buyers, outbox, relayQueue, ep string
-	queue                                 reserveQueue // the shard's buys waiting for a reserve call
+	base                      string // "<prefix>:{i42:3}:"
+	stock, buyers, outbox, ep string
+	queue                     reserveQueue // the shard's buys waiting for a reserve call
 }
 
 // keyCache holds shardKeys per item; items are few and live long.
@@ -197,7 +196,7 @@ func (s *Store) keysOf(item int64, shard int) *shardKeys {
 	b = strconv.AppendInt(b, int64(shard), 10)
 	b = append(b, "}:"...)
 	base := string(b)
-	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", relayQueue: base + "queue", ep: base + "ep"}
+	k := &shardKeys{base: base, stock: base + "stock", buyers: base + "buyers", outbox: base + "outbox", ep: base + "ep"}
 	s.keys.mu.Lock()
 	defer s.keys.mu.Unlock()
 	if s.keys.m == nil {
@@ -315,7 +314,7 @@ func (s *Store) Settle(ctx context.Context, item int64, shard int, orderIDs []st
 	if len(orderIDs) == 0 {
 		return 0, nil
 	}
-	keys := []string{s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "pending")}
+	keys := []string{s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "relayed")}
 	n, err := s.exec(ctx, s.settle, keys, orderIDs).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("settle outbox: %w", err)

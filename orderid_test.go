@@ -1,0 +1,36 @@
+package flashgate_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/flashgate/flashgate"
+)
+
+// TestOrderIDsBefore: ids created before t sort before OrderIDsBefore(t),
+// those created at t or later do not, whatever the process id and counter.
+func TestOrderIDsBefore(t *testing.T) {
+	base := time.UnixMilli(1_795_000_000_123)
+	for _, at := range []time.Time{base, time.UnixMilli(0), time.UnixMilli(1<<48 - 1), time.UnixMilli(31), time.UnixMilli(32)} {
+		cut := flashgate.OrderIDsBefore(at)
+		if len(cut) != 10 {
+			t.Fatalf("OrderIDsBefore(%d) = %q, want 10 characters", at.UnixMilli(), cut)
+		}
+		for i := 0; i < 50; i++ { // fresh process ids and counters
+			ids := flashgate.NewOrderIDs()
+			for _, d := range []time.Duration{-time.Hour, -time.Second, -time.Millisecond, 0, time.Millisecond, time.Hour} {
+				ms := at.Add(d).UnixMilli()
+				if ms < 0 || ms >= 1<<48 {
+					continue
+				}
+				id := string(ids.Append(nil, 42, time.UnixMilli(ms)))
+				if before := id < cut; before != (d < 0) {
+					t.Fatalf("id %s made %v from %s: sorts before %s = %v", id, d, at.Format(time.RFC3339Nano), cut, before)
+				}
+				if id[:10] != flashgate.OrderIDsBefore(time.UnixMilli(ms)) {
+					t.Fatalf("id %s: time part differs from %s", id, flashgate.OrderIDsBefore(time.UnixMilli(ms)))
+				}
+			}
+		}
+	}
+}
