@@ -39,8 +39,7 @@ var Preload string
 //go:embed settle.lua
 var Settle string
 
-// Relay walks a shard's outbox one scan step at a time and answers the
-// entries left there too long, stamping them so that they wait a period.
+// Relay answers the outbox entries a relay found due, each once a period.
 //
 //go:embed relay.lua
 var Relay string

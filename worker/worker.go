@@ -89,7 +89,7 @@ type Worker struct {
 	// relayFrom is where the relay's walk of each shard's outbox goes on
 	// from (redis.Store.Stale); only periodic touches it. A shard whose
 	// walk is complete has no entry.
-	relayFrom map[itemShard]string
+	relayFrom map[itemShard]uint64
 }
 
 // itemShard names one shard of an item.
@@ -440,7 +440,7 @@ func (w *Worker) Relay(ctx context.Context) error {
 	}
 	now := time.Now()
 	from := w.relayFrom
-	w.relayFrom = map[itemShard]string{} // drops the shards of items gone
+	w.relayFrom = map[itemShard]uint64{} // drops the shards of items gone
 	var errs []error
 	for _, id := range items {
 		it, err := w.store.Items().Get(ctx, id, time.Now())
@@ -451,7 +451,7 @@ func (w *Worker) Relay(ctx context.Context) error {
 		for shard := 0; shard < it.Shards; shard++ {
 			at := itemShard{id, shard}
 			wires, next, err := w.store.Stale(ctx, id, shard, from[at], now, w.cfg.RelayAfter, 1000)
-			if next != "0" {
+			if next != 0 {
 				w.relayFrom[at] = next
 			}
 			if err != nil {

@@ -18,7 +18,7 @@ const relayAfter = 5 * time.Second
 func relayed(t *testing.T, s *redis.Store, now time.Time, limit int) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	cursor := ""
+	var cursor uint64
 	for pass := 0; ; pass++ {
 		wires, next, err := s.Stale(context.Background(), 1, 0, cursor, now, relayAfter, limit)
 		if err != nil {
@@ -31,7 +31,7 @@ func relayed(t *testing.T, s *redis.Store, now time.Time, limit int) map[string]
 			}
 			out[r.OrderID]++
 		}
-		if next == "0" {
+		if next == 0 {
 			return out
 		}
 		if pass > 1000 {

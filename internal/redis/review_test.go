@@ -37,7 +37,7 @@ func TestSettleManyIDs(t *testing.T) {
 	if err != nil || len(left) != 0 {
 		t.Fatalf("outbox after settle: %d entries, %v", len(left), err)
 	}
-	stale, _, err := s.Stale(ctx, 1, 0, "", time.Now().Add(time.Hour), time.Second, 10)
+	stale, _, err := s.Stale(ctx, 1, 0, 0, time.Now().Add(time.Hour), time.Second, 10)
 	if err != nil || len(stale) != 0 {
 		t.Fatalf("pending after settle: %d entries, %v", len(stale), err)
 	}

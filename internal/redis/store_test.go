@@ -72,7 +72,7 @@ func TestReserveReplies(t *testing.T) {
 		t.Fatalf("outbox: %v %v", ids, err)
 	}
 	// Stale entries come back once, then wait another period.
-	stale, _, err := s.Stale(ctx, 1, 0, "", time.Now(), time.Second, 10)
+	stale, _, err := s.Stale(ctx, 1, 0, 0, time.Now(), time.Second, 10)
 	if err != nil || len(stale) != 2 {
 		t.Fatalf("stale: %d %v", len(stale), err)
 	}
@@ -80,7 +80,7 @@ func TestReserveReplies(t *testing.T) {
 	if err != nil || r.ItemID != 1 || r.Amount != 990 {
 		t.Fatalf("stale entry %q: %v", stale[0], err)
 	}
-	if again, _, _ := s.Stale(ctx, 1, 0, "", time.Now().Add(time.Second/2), time.Second, 10); len(again) != 0 {
+	if again, _, _ := s.Stale(ctx, 1, 0, 0, time.Now().Add(time.Second/2), time.Second, 10); len(again) != 0 {
 		t.Fatalf("stale entries must wait a period after being returned: %d", len(again))
 	}
 	if n, err := s.Settle(ctx, 1, 0, []string{"o1", "o3", "nope"}); err != nil || n != 2 {
