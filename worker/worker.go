@@ -86,10 +86,15 @@ type Worker struct {
 	drift    driftWatch
 	// lastPrune is when PruneBans last ran; only periodic touches it.
 	lastPrune time.Time
-	// relayFrom is where the relay's walk of each shard's outbox goes on
-	// from (redis.Store.Stale); only periodic touches it. A shard whose
-	// walk is complete has no entry.
-	relayFrom map[itemShard]uint64
+	// relayWalks are the relay's walks of each shard's outbox; only
+	// periodic touches it.
+	relayWalks map[itemShard]relayWalk
+}
+
+// relayWalk is where the relay's walk of a shard's outbox stands.
+type relayWalk struct {
+	cursor uint64    // where the walk goes on (redis.Store.Stale); 0 between walks
+	next   time.Time // when the next walk may start
 }
 
 // itemShard names one shard of an item.
@@ -428,19 +433,24 @@ func (w *Worker) measureLag(ctx context.Context) {
 }
 
 // Relay produces again the outbox entries older than RelayAfter: the
-// reservations whose first produce failed or never happened. Each pass goes
-// on with each shard's walk of its outbox where the last pass left it (a
-// pass stops at 1,000 entries a shard), so that every entry gets its turn
-// however many are due. Relays of other workers may walk the same outboxes
-// meanwhile: an entry is returned to one of them once a period.
+// reservations whose first produce failed or never happened. It finds them
+// by walking each shard's outbox (redis.Store.Stale), which costs Redis
+// what the outbox holds: orders not yet rows, normally a fraction of a
+// second of them, but more while the workers lag. So a walk starts at most
+// every half period, and an entry is produced again between RelayAfter and
+// about 1.5 RelayAfter after its buy. A pass goes on with each shard's walk
+// where the last pass left it (a pass stops at 1,000 entries a shard), so
+// that every entry gets its turn however many are due. Relays of other
+// workers may walk the same outboxes meanwhile: an entry is returned to one
+// of them once a period.
 func (w *Worker) Relay(ctx context.Context) error {
 	items, err := w.store.PublishedItems(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	from := w.relayFrom
-	w.relayFrom = map[itemShard]uint64{} // drops the shards of items gone
+	walks := w.relayWalks
+	w.relayWalks = map[itemShard]relayWalk{} // drops the shards of items gone
 	var errs []error
 	for _, id := range items {
 		it, err := w.store.Items().Get(ctx, id, time.Now())
@@ -450,10 +460,17 @@ func (w *Worker) Relay(ctx context.Context) error {
 		}
 		for shard := 0; shard < it.Shards; shard++ {
 			at := itemShard{id, shard}
-			wires, next, err := w.store.Stale(ctx, id, shard, from[at], now, w.cfg.RelayAfter, 1000)
-			if next != 0 {
-				w.relayFrom[at] = next
+			walk := walks[at]
+			if walk.cursor == 0 && now.Before(walk.next) {
+				w.relayWalks[at] = walk
+				continue
 			}
+			if walk.cursor == 0 {
+				walk.next = now.Add(w.cfg.RelayAfter / 2)
+			}
+			wires, next, err := w.store.Stale(ctx, id, shard, walk.cursor, now, w.cfg.RelayAfter, 1000)
+			walk.cursor = next
+			w.relayWalks[at] = walk
 			if err != nil {
 				errs = append(errs, err) // and produce what it returned: it is stamped
 			}
