@@ -218,7 +218,7 @@ const (
 // to one of them once a period (relay.lua checks and stamps in one step).
 //
 // The first step also drops the shard's relay queue and pending set, which
-// gateways before 2026-12 and 2026-11 wrote for each entry: every entry is
+// gateways before 2026-11-30 and 2026-11 wrote for each entry: every entry is
 // in the outbox, so they are of no use, and they cannot grow while such
 // gateways still run during an upgrade.
 func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64, now time.Time, after time.Duration, limit int) (wires [][]byte, next uint64, err error) {

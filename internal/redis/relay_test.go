@@ -194,7 +194,7 @@ func TestRelayForeignIDs(t *testing.T) {
 }
 
 // TestRelayDropsLegacyRecords: the queue and the pending zset of gateways
-// before 2026-12 are dropped by the relay, and the entries such gateways
+// before 2026-11-30 are dropped by the relay, and the entries such gateways
 // wrote (in the outbox, as every entry) are relayed from the outbox.
 func TestRelayDropsLegacyRecords(t *testing.T) {
 	s := open(t)

@@ -8,7 +8,7 @@
 //	<prefix>:{i42:3}:buyers   user id -> order id (duplicate marks)
 //	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
 //	<prefix>:{i42:3}:relayed  order id -> ms when the relay last produced it (relayed entries only)
-//	<prefix>:{i42:3}:queue    written by gateways before 2026-12 ("<ms> <order id>"); the relay drops it
+//	<prefix>:{i42:3}:queue    written by gateways before 2026-11-30 ("<ms> <order id>"); the relay drops it
 //	<prefix>:{i42:3}:pending  written by gateways before 2026-11 (order id -> ms); the relay drops it
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
 //	<prefix>:{i42:3}:xin      transfers (and stock additions) credited to the shard
