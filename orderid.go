@@ -53,7 +53,7 @@ func (g *OrderIDs) Append(b []byte, itemID int64, now time.Time) []byte {
 // created before t and at or before every id created at t or later: the 10
 // characters of the id's time part (48 bits of milliseconds, the first
 // character holding 3). An id's age is read from it without parsing: the
-// outbox relay (lua/relay.lua) compares ids with it.
+// outbox relay (internal/redis, Store.Stale) compares ids with it.
 func OrderIDsBefore(t time.Time) string {
 	ms := uint64(t.UnixMilli()) & (1<<48 - 1)
 	var d [10]byte

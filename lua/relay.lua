@@ -1,7 +1,8 @@
 -- relay: answer the outbox entries that a relay found due, each once a
 -- period whichever worker asks. The worker walks a shard's outbox (HSCAN,
 -- internal/redis Store.Stale) and passes here the ids of the entries whose
--- order was made before its cutoff (the id tells: flashgate.OrderIDsBefore).
+-- order was made before its cutoff (the id tells: flashgate.OrderIDsBefore),
+-- or whose id tells no usable time.
 -- Each entry answered is stamped now in the relayed hash, so that it waits a
 -- full period before it is answered again. That hash holds only relayed
 -- entries, settle.lua removes their stamps, and it expires a period after

@@ -438,7 +438,7 @@ func (w *Worker) measureLag(ctx context.Context) {
 // what the outbox holds: orders not yet rows, normally a fraction of a
 // second of them, but more while the workers lag. So a walk starts at most
 // every half period, and an entry is produced again between RelayAfter and
-// about 1.5 RelayAfter after its buy. A pass goes on with each shard's walk
+// about 1.5 RelayAfter (and a tick) after its buy. A pass goes on with each shard's walk
 // where the last pass left it (a pass stops at 1,000 entries a shard), so
 // that every entry gets its turn however many are due. Relays of other
 // workers may walk the same outboxes meanwhile: an entry is returned to one
