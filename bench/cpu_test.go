@@ -119,6 +119,22 @@ func TestCPUMetersFinish(t *testing.T) {
 	}
 }
 
+// TestCPUMetersStopAfterDrain: the second reading is the one stop took
+// (after the drain), not what the counter reads at finish, after the
+// invariant check has read the orders back.
+func TestCPUMetersStopAfterDrain(t *testing.T) {
+	counter := time.Second
+	fake := func(context.Context) (time.Duration, error) { return counter, nil }
+	m := &cpuMeters{costs: []*CPUCost{{Server: "mariadb", read: fake, before: time.Second}}}
+	counter = time.Second + 50*time.Millisecond
+	m.stop(context.Background())
+	counter = time.Second + 80*time.Millisecond // the check's reads
+	m.stop(context.Background())                // a second stop reads nothing
+	if got := m.finish(context.Background(), 10000); !got[0].Measured || got[0].PerOrder != 5 {
+		t.Errorf("%+v, want 5 µs per order: the reading taken at the first stop", got[0])
+	}
+}
+
 func TestIsLocalHost(t *testing.T) {
 	for _, h := range []string{"127.0.0.1", "::1", "localhost"} {
 		if !isLocalHost(h) {

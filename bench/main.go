@@ -101,7 +101,11 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 		r.setCalibration(ceiling)
 	}
 
-	err = r.check(ctx, &cfg, p, res, api, opts.Orders)
+	afterDrain := func() {}
+	if meters != nil {
+		afterDrain = func() { meters.stop(ctx) }
+	}
+	err = r.check(ctx, &cfg, p, res, api, opts.Orders, afterDrain)
 	if meters != nil {
 		// The orders this run persisted: the pre-sale's were counted
 		// before the first reading.
@@ -138,13 +142,14 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 	return r, nil
 }
 
-// check waits for the drain, then checks the invariants and the
-// scenario's promises into r.
-func (r *Report) check(ctx context.Context, cfg *params, p *plan, res *loadResult, api *apiClient, src OrderSource) error {
+// check waits for the drain, calls drained (the CPU meters' second
+// reading), then checks the invariants and the scenario's promises into r.
+func (r *Report) check(ctx context.Context, cfg *params, p *plan, res *loadResult, api *apiClient, src OrderSource, drained func()) error {
 	dr, err := drain(ctx, api, p.checked, cfg.DrainTimeout, cfg.DrainInterval)
 	if err != nil {
 		return err
 	}
+	drained()
 	r.DrainS, r.DrainComplete, r.Stats = round3(dr.waited.Seconds()), dr.complete, dr.stats
 
 	var orders []Order
