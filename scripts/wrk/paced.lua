@@ -11,32 +11,15 @@
 -- omission), so at a rate the server cannot hold this understates the tail;
 -- at half the maximum the delays dwarf the answers and it matters little.
 --   WRK_TOKENS=tokens.txt WRK_DELAY_MS=6.2 wrk -t2 -c128 -d8s -s scripts/wrk/paced.lua http://host/api/v1/seckill/ID
-local counter = 0
-function setup(thread)
-  thread:set("id", counter)
-  counter = counter + 1
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "rotate.lua")
 
-local toks, n, i = {}, 0, 0
-local path
 local mean
+local rotateInit = init
 
 function init(args)
-  local threads = tonumber(os.getenv("WRK_THREADS") or "2")
+  rotateInit(args)
   mean = tonumber(os.getenv("WRK_DELAY_MS") or "")
   assert(mean and mean > 0, "set WRK_DELAY_MS to the mean delay between a connection's requests, in ms")
-  local k = 0
-  local file = os.getenv("WRK_TOKENS")
-  assert(file, "set WRK_TOKENS")
-  for line in io.lines(file) do
-    if k % threads == id then
-      n = n + 1
-      toks[n] = line
-    end
-    k = k + 1
-  end
-  assert(n > 0, "no tokens for thread " .. id)
-  path = wrk.path
   math.randomseed(os.time() + id)
 end
 
@@ -47,13 +30,4 @@ function delay()
     whole = whole + 1
   end
   return whole
-end
-
-local headers = {}
-
-function request()
-  i = i + 1
-  if i > n then i = 1 end
-  headers["Authorization"] = toks[i]
-  return wrk.format("POST", path, headers)
 end
