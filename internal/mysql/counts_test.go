@@ -26,16 +26,7 @@ func rowCounts(t testing.TB, db *mysql.DB, item int64) mysql.OrderCounts {
 	}
 	var c mysql.OrderCounts
 	for _, r := range rows {
-		switch flashgate.OrderStatus(r.Status) {
-		case flashgate.OrderUnpaid:
-			c.Unpaid = r.N
-		case flashgate.OrderPaid:
-			c.Paid = r.N
-		case flashgate.OrderCancelled:
-			c.Cancelled = r.N
-		case flashgate.OrderRefunded:
-			c.Refunded = r.N
-		default:
+		if !c.Set(flashgate.OrderStatus(r.Status), r.N) {
 			t.Fatalf("status %q", r.Status)
 		}
 	}

@@ -518,6 +518,24 @@ type OrderCounts struct {
 	Unpaid, Paid, Cancelled, Refunded int64
 }
 
+// Set sets the count of status to n; it reports false for a status that is
+// not an order's.
+func (c *OrderCounts) Set(status flashgate.OrderStatus, n int64) bool {
+	switch status {
+	case flashgate.OrderUnpaid:
+		c.Unpaid = n
+	case flashgate.OrderPaid:
+		c.Paid = n
+	case flashgate.OrderCancelled:
+		c.Cancelled = n
+	case flashgate.OrderRefunded:
+		c.Refunded = n
+	default:
+		return false
+	}
+	return true
+}
+
 // ItemOrderCounts returns an item's order rows by status.
 func (db *DB) ItemOrderCounts(ctx context.Context, item int64) (OrderCounts, error) {
 	return itemOrderCounts(ctx, db, item)
@@ -538,16 +556,7 @@ func itemOrderCounts(ctx context.Context, q sqlx.QueryerContext, item int64) (Or
 	}
 	var c OrderCounts
 	for _, r := range rows {
-		switch flashgate.OrderStatus(r.Status) {
-		case flashgate.OrderUnpaid:
-			c.Unpaid = r.N
-		case flashgate.OrderPaid:
-			c.Paid = r.N
-		case flashgate.OrderCancelled:
-			c.Cancelled = r.N
-		case flashgate.OrderRefunded:
-			c.Refunded = r.N
-		}
+		c.Set(flashgate.OrderStatus(r.Status), r.N)
 	}
 	return c, nil
 }
