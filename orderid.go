@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -53,7 +54,8 @@ func (g *OrderIDs) Append(b []byte, itemID int64, now time.Time) []byte {
 // created before t and at or before every id created at t or later: the 10
 // characters of the id's time part (48 bits of milliseconds, the first
 // character holding 3). An id's age is read from it without parsing: the
-// outbox relay (internal/redis, Store.Stale) compares ids with it.
+// outbox relay (internal/redis, Store.Stale) and the expiry sweep
+// (internal/mysql) compare ids with it.
 func OrderIDsBefore(t time.Time) string {
 	ms := uint64(t.UnixMilli()) & (1<<48 - 1)
 	var d [10]byte
@@ -62,6 +64,24 @@ func OrderIDsBefore(t time.Time) string {
 		ms >>= 5
 	}
 	return string(d[:])
+}
+
+// OrderIDMilli returns the creation millisecond written into the first 10
+// characters of one of our order ids (the part OrderIDsBefore returns), or
+// false when id is not one of ours.
+func OrderIDMilli(id string) (int64, bool) {
+	if _, ok := OrderItem(id); !ok {
+		return 0, false
+	}
+	var ms int64
+	for i := 0; i < 10; i++ {
+		d := strings.IndexByte(crockford, id[i])
+		if d < 0 || i == 0 && d > 7 { // the first digit holds 3 bits
+			return 0, false
+		}
+		ms = ms<<5 | int64(d)
+	}
+	return ms, true
 }
 
 // New returns a new id for itemID.

@@ -34,3 +34,20 @@ func TestOrderIDsBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderIDMilli reads back the millisecond Append wrote, and refuses ids
+// that are not ours or whose time part is not Crockford base32.
+func TestOrderIDMilli(t *testing.T) {
+	ids := flashgate.NewOrderIDs()
+	for _, ms := range []int64{0, 31, 32, 1_795_000_000_123, 1<<48 - 1} {
+		id := string(ids.Append(nil, 42, time.UnixMilli(ms)))
+		if got, ok := flashgate.OrderIDMilli(id); !ok || got != ms {
+			t.Errorf("OrderIDMilli(%s) = %d, %v; want %d", id, got, ok, ms)
+		}
+	}
+	for _, id := range []string{"o1", "0 low", "01JDQ0000U000000000000000A-42", "81JDQ00000000000000000000A-42", "01JDQ00000000000000000000A"} {
+		if ms, ok := flashgate.OrderIDMilli(id); ok {
+			t.Errorf("OrderIDMilli(%q) = %d, true; want false", id, ms)
+		}
+	}
+}

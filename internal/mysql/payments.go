@@ -440,7 +440,7 @@ func (db *DB) SweepExpired(ctx context.Context, cutoff time.Time, after SweepCur
 
 		// The walk: every row from the mark up to the cutoff's prefix, a
 		// consistent read without locks; the unpaid ones are taken below.
-		end := sweepPrefix(cutoff)
+		end := flashgate.OrderIDsBefore(cutoff)
 		next := mark
 		inPending := make(map[string]bool, len(pending))
 		for _, p := range pending {

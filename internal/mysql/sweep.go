@@ -19,9 +19,9 @@ import (
 //   - flashgate's order ids begin with 10 Crockford base32 characters that
 //     hold the creation millisecond, so the primary key is in creation
 //     order: the orders created before T are those with order_id <
-//     sweepPrefix(T). The sweep walks the primary key from the mark W (the
-//     one row of seckill_sweep_mark) up to sweepPrefix(cutoff), each row
-//     read once, and advances W. Every order with a "keyed" id (keyed: its
+//     flashgate.OrderIDsBefore(T). The sweep walks the primary key from
+//     the mark W (the one row of seckill_sweep_mark) up to
+//     OrderIDsBefore(cutoff), each row read once, and advances W. Every order with a "keyed" id (keyed: its
 //     first characters are its created_at exactly) below W has been seen by
 //     the sweep, or was stored closed at insert.
 //   - a reservation that reaches MySQL with a keyed id below W (late: a
@@ -52,55 +52,13 @@ const sweepMarkID = 1
 // the caller's batches per tick.
 const sweepWalkRows = 20
 
-// crockfordValue maps a Crockford base32 digit as flashgate.OrderIDs
-// writes it (upper case) to its value, and anything else to -1.
-var crockfordValue = func() (v [256]int8) {
-	for i := range v {
-		v[i] = -1
-	}
-	for i, c := range "0123456789ABCDEFGHJKMNPQRSTVWXYZ" {
-		v[c] = int8(i)
-	}
-	return v
-}()
-
-// idMilli returns the creation millisecond held by the first 10 characters
-// of a flashgate order id, or false when id is not one.
-func idMilli(id string) (int64, bool) {
-	if _, ok := flashgate.OrderItem(id); !ok {
-		return 0, false
-	}
-	var ms int64
-	for i := 0; i < 10; i++ {
-		d := crockfordValue[id[i]]
-		if d < 0 || i == 0 && d > 7 { // the first digit holds 3 bits
-			return 0, false
-		}
-		ms = ms<<5 | int64(d)
-	}
-	return ms, true
-}
-
 // keyed reports whether an order with this id and creation time is found by
 // the walk: its id is flashgate's and begins with created_at's millisecond.
 // created_at is stored to the millisecond, so at and the row's created_at
 // give the same answer.
 func keyed(id string, createdAt time.Time) bool {
-	ms, ok := idMilli(id)
+	ms, ok := flashgate.OrderIDMilli(id)
 	return ok && ms == createdAt.UnixMilli()
-}
-
-// sweepPrefix is the order id prefix of millisecond t (10 Crockford
-// digits): a keyed id is below it exactly when its order was created
-// before t's millisecond.
-func sweepPrefix(t time.Time) string {
-	ms := uint64(t.UnixMilli()) & (1<<48 - 1)
-	var d [10]byte
-	for i := 9; i >= 0; i-- {
-		d[i] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"[ms&31]
-		ms >>= 5
-	}
-	return string(d[:])
 }
 
 // successor returns the least string above id that a keyed id can be (keyed
