@@ -116,7 +116,6 @@ func redisCPU(b *testing.B, s *redis.Store) (float64, int64) {
 		b.Fatal(err)
 	}
 	var cpu float64
-	var calls int64
 	for _, line := range strings.Split(info, "\n") {
 		line = strings.TrimSpace(line)
 		if v, ok := strings.CutPrefix(line, "used_cpu_user:"); ok {
@@ -125,11 +124,9 @@ func redisCPU(b *testing.B, s *redis.Store) (float64, int64) {
 		} else if v, ok := strings.CutPrefix(line, "used_cpu_sys:"); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			cpu += f
-		} else if v, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
-			calls, _ = strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
 		}
 	}
-	return cpu, calls
+	return cpu, commandCalls(info, "evalsha")
 }
 
 // BenchmarkBuySettleRedisCPU is the Redis CPU of an order's whole buy path:

@@ -21,6 +21,30 @@ func eventsStore(t *testing.T) *redis.Store {
 	return s
 }
 
+// eventsOf watches pub's order announcements from a store of its own, as
+// another process of the same deployment does.
+func eventsOf(t *testing.T, pub *redis.Store) *redis.OrderEvents {
+	t.Helper()
+	sub, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: pub.Prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	events := redis.NewOrderEvents(sub)
+	t.Cleanup(events.Close)
+	return events
+}
+
+// notWoken checks that w stays asleep a while.
+func notWoken(t *testing.T, w *redis.OrderWatch, what string) {
+	t.Helper()
+	select {
+	case <-w.C:
+		t.Fatal(what)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
 // woken waits for a wake-up of w.
 func woken(t *testing.T, w *redis.OrderWatch, what string) {
 	t.Helper()
@@ -45,14 +69,7 @@ func drain(w *redis.OrderWatch) {
 func TestOrderEvents(t *testing.T) {
 	ctx := context.Background()
 	pub := eventsStore(t)
-	// Another process of the same deployment watches.
-	sub, err := redis.Open(ctx, redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: pub.Prefix()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	events := redis.NewOrderEvents(sub)
-	defer events.Close()
+	events := eventsOf(t, pub)
 
 	a := events.Watch("o1")
 	woken(t, a, "subscription confirmed")
@@ -67,11 +84,7 @@ func TestOrderEvents(t *testing.T) {
 	}
 	woken(t, a, "first watcher")
 	woken(t, b, "second watcher")
-	select {
-	case <-other.C:
-		t.Fatal("a watcher of another order woke")
-	case <-time.After(200 * time.Millisecond):
-	}
+	notWoken(t, other, "a watcher of another order woke")
 
 	// The last watcher of o1 goes, which unsubscribes, and a new one comes
 	// at once: whatever the order of the two on the shared connection, the
@@ -97,13 +110,7 @@ func TestOrderEvents(t *testing.T) {
 func TestNewOrderEvents(t *testing.T) {
 	ctx := context.Background()
 	pub := eventsStore(t)
-	sub, err := redis.Open(ctx, redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: pub.Prefix()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	events := redis.NewOrderEvents(sub)
-	defer events.Close()
+	events := eventsOf(t, pub)
 
 	a := events.Watch("o1")
 	woken(t, a, "subscriptions confirmed")
@@ -119,11 +126,7 @@ func TestNewOrderEvents(t *testing.T) {
 	}
 	woken(t, a, "first of the batch")
 	woken(t, c, "last of the batch")
-	select {
-	case <-other.C:
-		t.Fatal("a watcher of an order not in the batch woke")
-	case <-time.After(200 * time.Millisecond):
-	}
+	notWoken(t, other, "a watcher of an order not in the batch woke")
 
 	a.Close()
 	c.Close()
@@ -170,8 +173,14 @@ func publishCalls(t *testing.T, s *redis.Store) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return commandCalls(info, "publish")
+}
+
+// commandCalls is the count of cmd's calls in the text of INFO
+// commandstats, 0 when it has none.
+func commandCalls(info, cmd string) int64 {
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_publish:calls="); ok {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
 			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
 			return n
 		}
