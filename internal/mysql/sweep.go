@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -85,21 +86,27 @@ func sweepMark(ctx context.Context, tx *sqlx.Tx, lock string) (string, error) {
 // (cancelled or refunded) with its unit not back in Redis: the restocker's
 // queue (Unrestocked). Every transaction that leaves an order so calls it.
 func queueRestock(ctx context.Context, tx *sqlx.Tx, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
 	// FORCE INDEX: by primary key, one row per id. A scan (the optimizer's
 	// pick for a small table) would lock every row it reads, in
 	// WriteReservations' REPEATABLE READ, and wait for other writers' new
 	// rows while holding the item's row they wait for.
-	q, args, err := sqlx.In(`INSERT IGNORE INTO seckill_restock (order_id)
+	return execIDs(ctx, tx, "queue restock", `INSERT IGNORE INTO seckill_restock (order_id)
 		SELECT order_id FROM seckill_order FORCE INDEX (PRIMARY)
 		WHERE order_id IN (?) AND status IN ('cancelled', 'refunded') AND restocked = 0`, ids)
+}
+
+// execIDs runs q, whose one bind is "IN (?)", with ids there (nothing when
+// ids is empty); what names the statement in its error.
+func execIDs(ctx context.Context, tx *sqlx.Tx, what, q string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	q, args, err := sqlx.In(q, ids)
 	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("queue restock: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -117,19 +124,9 @@ func queueRestockOne(ctx context.Context, tx *sqlx.Tx, id string) error {
 // unpaid with restocked 0, with the row's created_at: WriteReservations'
 // orders whose ids are not keyed.
 func pendOrders(ctx context.Context, tx *sqlx.Tx, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	q, args, err := sqlx.In(`INSERT IGNORE INTO seckill_sweep_pending (order_id, created_at)
+	return execIDs(ctx, tx, "list orders for the sweep", `INSERT IGNORE INTO seckill_sweep_pending (order_id, created_at)
 		SELECT order_id, created_at FROM seckill_order FORCE INDEX (PRIMARY)
 		WHERE order_id IN (?) AND status = 'unpaid' AND restocked = 0`, ids) // FORCE INDEX: see queueRestock
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("list orders for the sweep: %w", err)
-	}
-	return nil
 }
 
 // pendRows lists rows the walk read (a consistent read: their values are
@@ -138,16 +135,17 @@ func pendRows(ctx context.Context, tx *sqlx.Tx, rows []sweepRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	q := "INSERT IGNORE INTO seckill_sweep_pending (order_id, created_at) VALUES "
+	var q strings.Builder
+	q.WriteString("INSERT IGNORE INTO seckill_sweep_pending (order_id, created_at) VALUES ")
 	args := make([]any, 0, 2*len(rows))
 	for i, r := range rows {
 		if i > 0 {
-			q += ","
+			q.WriteByte(',')
 		}
-		q += "(?,?)"
+		q.WriteString("(?,?)")
 		args = append(args, r.OrderID, r.CreatedAt.UTC())
 	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("list orders for the sweep: %w", err)
 	}
 	return nil
@@ -155,15 +153,5 @@ func pendRows(ctx context.Context, tx *sqlx.Tx, rows []sweepRow) error {
 
 // unpend drops ids from seckill_sweep_pending.
 func unpend(ctx context.Context, tx *sqlx.Tx, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	q, args, err := sqlx.In("DELETE FROM seckill_sweep_pending WHERE order_id IN (?)", ids)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("unlist swept orders: %w", err)
-	}
-	return nil
+	return execIDs(ctx, tx, "unlist swept orders", "DELETE FROM seckill_sweep_pending WHERE order_id IN (?)", ids)
 }
