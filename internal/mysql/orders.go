@@ -77,14 +77,25 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 			for _, item := range items {
 				batch, expired := splitExpired(byItem[item], mark, &res)
 				before := res
-				// This item's new rows, counted (slot 0: the item's row is
-				// locked by then) once its rows are written.
+				// The item's row lock, under which its slot 0 counters are
+				// written: a stock update or the guard takes it; rows that
+				// take no stock (conflicts, expired) take it here.
+				locked := false
+				lockItem := func() error {
+					if locked {
+						return nil
+					}
+					if _, err := tx.ExecContext(ctx, "SELECT id FROM seckill_item WHERE id = ? FOR UPDATE", item); err != nil {
+						return fmt.Errorf("lock item %d: %w", item, err)
+					}
+					locked = true
+					return nil
+				}
+				// This item's new rows, counted once they are written.
 				count := func() error {
 					if res.Expired > before.Expired {
-						// Expired rows take no stock: nothing else may have
-						// locked the item's row.
-						if _, err := tx.ExecContext(ctx, "SELECT id FROM seckill_item WHERE id = ? FOR UPDATE", item); err != nil {
-							return fmt.Errorf("lock item %d: %w", item, err)
+						if err := lockItem(); err != nil {
+							return err
 						}
 					}
 					counts = append(counts,
@@ -113,6 +124,7 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 					if err := db.writeGuarded(ctx, tx, item, batch, &res); err != nil {
 						return err
 					}
+					locked = true // writeGuarded read the item's row FOR UPDATE
 					if err := count(); err != nil {
 						return err
 					}
@@ -131,6 +143,7 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 					if k, _ := r.RowsAffected(); k == 0 {
 						return &guardError{item: item}
 					}
+					locked = true
 				}
 				if n == len(batch) {
 					if err := count(); err != nil {
@@ -145,12 +158,8 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 				}
 				res.Replayed += len(batch) - n - len(missing)
 				if len(missing) > 0 {
-					if n == 0 {
-						// No stock update took the item's row lock, which
-						// its slot 0 counters are written under.
-						if _, err := tx.ExecContext(ctx, "SELECT id FROM seckill_item WHERE id = ? FOR UPDATE", item); err != nil {
-							return fmt.Errorf("lock item %d: %w", item, err)
-						}
+					if err := lockItem(); err != nil { // before the rows, in item order
+						return err
 					}
 					k, err := db.insertOrders(ctx, tx, missing, flashgate.OrderCancelled, false)
 					if err != nil {
