@@ -109,3 +109,126 @@ func TestReadAheadConnWriteTo(t *testing.T) {
 		t.Fatalf("read back %q, want %q", got, want)
 	}
 }
+
+// acceptPair returns a readAheadConn and the client end of its connection.
+func acceptPair(t *testing.T) (*readAheadConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	c, err := readAheadListener{ln}.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*readAheadConn), client.(*net.TCPConn)
+}
+
+// timedOut runs op and checks that it fails as a timeout, not before
+// notBefore has passed (and not much after: within limit).
+func timedOut(t *testing.T, what string, notBefore time.Time, limit time.Duration, op func() error) {
+	t.Helper()
+	start := time.Now()
+	err := op()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: %v, want a timeout", what, err)
+	}
+	if now := time.Now(); now.Before(notBefore) {
+		t.Fatalf("%s: timed out %v before the deadline asked for", what, notBefore.Sub(now))
+	}
+	if d := time.Since(start); d > limit {
+		t.Fatalf("%s: timed out after %v, the deadline asked for was within %v", what, d, limit)
+	}
+}
+
+// TestReadAheadConnDeadlines: the socket's deadlines move lazily, but a
+// read or a write times out exactly when the last deadline asked for says:
+// not at an earlier one that was moved later, at once when one is moved
+// earlier, never once cleared.
+func TestReadAheadConnDeadlines(t *testing.T) {
+	t.Run("read, moved later", func(t *testing.T) {
+		c, _ := acceptPair(t)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		later := time.Now().Add(300 * time.Millisecond)
+		c.SetReadDeadline(later)
+		timedOut(t, "read", later, 5*time.Second, func() error { _, err := c.Read(make([]byte, 1)); return err })
+		// A timeout that was asked for stays: the next read fails at once.
+		timedOut(t, "read again", later, time.Second, func() error { _, err := c.Read(make([]byte, 1)); return err })
+	})
+	t.Run("read, moved earlier", func(t *testing.T) {
+		c, _ := acceptPair(t)
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		soon := time.Now().Add(50 * time.Millisecond)
+		c.SetReadDeadline(soon)
+		timedOut(t, "read", soon, 5*time.Second, func() error { _, err := c.Read(make([]byte, 1)); return err })
+	})
+	t.Run("read, large, moved later", func(t *testing.T) {
+		c, _ := acceptPair(t)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		later := time.Now().Add(300 * time.Millisecond)
+		c.SetReadDeadline(later)
+		timedOut(t, "read", later, 5*time.Second, func() error { _, err := c.Read(make([]byte, 2*readAheadSize)); return err })
+	})
+	t.Run("read, cleared", func(t *testing.T) {
+		c, client := acceptPair(t)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		c.SetReadDeadline(time.Time{})
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			client.Write([]byte("x"))
+		}()
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil || b[0] != 'x' {
+			t.Fatalf("read with no deadline: %q %v", b, err)
+		}
+	})
+	t.Run("read after a request, idle", func(t *testing.T) {
+		// fasthttp's order: the read timeout for a request, then the idle
+		// timeout while it waits for the next one, which comes late.
+		c, client := acceptPair(t)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		client.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		if _, err := io.ReadFull(c, make([]byte, 18)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			client.Write([]byte("y"))
+		}()
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil || b[0] != 'y' {
+			t.Fatalf("read within the idle deadline: %q %v", b, err)
+		}
+	})
+	t.Run("write, moved later", func(t *testing.T) {
+		c, _ := acceptPair(t) // the client never reads: writes fill the buffers
+		c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		later := time.Now().Add(300 * time.Millisecond)
+		c.SetWriteDeadline(later)
+		big := make([]byte, 64<<20)
+		var n int
+		timedOut(t, "write", later, 5*time.Second, func() error {
+			var err error
+			n, err = c.Write(big)
+			return err
+		})
+		if n == 0 || n == len(big) {
+			t.Fatalf("wrote %d of %d bytes before the timeout", n, len(big))
+		}
+	})
+	t.Run("write, moved earlier", func(t *testing.T) {
+		c, _ := acceptPair(t)
+		c.SetWriteDeadline(time.Now().Add(time.Minute))
+		soon := time.Now().Add(50 * time.Millisecond)
+		c.SetDeadline(soon)
+		timedOut(t, "write", soon, 5*time.Second, func() error { _, err := c.Write(make([]byte, 64<<20)); return err })
+	})
+}
