@@ -79,6 +79,7 @@ type readAheadConn struct {
 
 	rd, wd       deadline // asked for
 	rdSet, wdSet deadline // on the socket: never later than asked
+	direct       bool     // deadlines straight to the socket (SetDeadline)
 }
 
 // deadline is a connection deadline; the zero value is none.
@@ -153,24 +154,34 @@ func (c *readAheadConn) Write(p []byte) (int, error) {
 // ReadFrom (io.Copy to the connection, which may use sendfile) puts the
 // write deadline asked for on the socket first: it writes around Write.
 func (c *readAheadConn) ReadFrom(r io.Reader) (int64, error) {
-	if err := c.put(c.wd, &c.wdSet, c.TCPConn.SetWriteDeadline); err != nil {
-		return 0, err
+	if !c.direct {
+		if err := c.put(c.wd, &c.wdSet, c.TCPConn.SetWriteDeadline); err != nil {
+			return 0, err
+		}
 	}
 	return c.TCPConn.ReadFrom(r)
 }
 
+// SetDeadline is how fasthttp hands a connection over, just before a hijack
+// (a WebSocket, whose reader and writer goroutines then set deadlines of
+// their own, concurrently, and one of them may stop the other's read with
+// one): from then on every deadline goes straight to the socket.
 func (c *readAheadConn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
+	c.direct = true
+	return c.TCPConn.SetDeadline(t)
 }
 
 func (c *readAheadConn) SetReadDeadline(t time.Time) error {
+	if c.direct {
+		return c.TCPConn.SetReadDeadline(t)
+	}
 	return c.ask(t, &c.rd, &c.rdSet, c.TCPConn.SetReadDeadline)
 }
 
 func (c *readAheadConn) SetWriteDeadline(t time.Time) error {
+	if c.direct {
+		return c.TCPConn.SetWriteDeadline(t)
+	}
 	return c.ask(t, &c.wd, &c.wdSet, c.TCPConn.SetWriteDeadline)
 }
 
@@ -199,7 +210,7 @@ func (c *readAheadConn) put(t time.Time, set *deadline, apply func(time.Time) er
 // rearm reports whether err is the socket's deadline firing before the one
 // asked for; then it has put the asked one on the socket, to try again.
 func (c *readAheadConn) rearm(err error, asked, set *deadline, apply func(time.Time) error) bool {
-	if !errors.Is(err, os.ErrDeadlineExceeded) || set.Equal(*asked) {
+	if c.direct || !errors.Is(err, os.ErrDeadlineExceeded) || set.Equal(*asked) {
 		return false
 	}
 	if !asked.IsZero() && !time.Now().Before(*asked) {

@@ -228,7 +228,31 @@ func TestReadAheadConnDeadlines(t *testing.T) {
 		c, _ := acceptPair(t)
 		c.SetWriteDeadline(time.Now().Add(time.Minute))
 		soon := time.Now().Add(50 * time.Millisecond)
-		c.SetDeadline(soon)
+		c.SetWriteDeadline(soon)
 		timedOut(t, "write", soon, 5*time.Second, func() error { _, err := c.Write(make([]byte, 64<<20)); return err })
+	})
+	t.Run("handed over", func(t *testing.T) {
+		// After SetDeadline (fasthttp's hijack), a WebSocket's goroutines
+		// set deadlines concurrently, and one stops the other's read.
+		c, client := acceptPair(t)
+		c.SetReadDeadline(time.Now().Add(time.Minute))
+		c.SetDeadline(time.Time{})
+		read := make(chan error)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(time.Minute))
+			_, err := c.Read(make([]byte, 1))
+			read <- err
+		}()
+		go io.Copy(io.Discard, client)
+		for range 100 {
+			c.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := c.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // let the read block
+		stop := time.Now()
+		c.SetReadDeadline(stop)
+		timedOut(t, "read stopped by another goroutine", stop, 5*time.Second, func() error { return <-read })
 	})
 }
