@@ -256,3 +256,33 @@ func TestReadAheadConnDeadlines(t *testing.T) {
 		timedOut(t, "read stopped by another goroutine", stop, 5*time.Second, func() error { return <-read })
 	})
 }
+
+// BenchmarkRequestDeadlines: the deadlines fasthttp sets for each request
+// of a keep-alive connection (idle, read, write), on the socket itself
+// against on a readAheadConn.
+func BenchmarkRequestDeadlines(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	c, err := readAheadListener{ln}.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	perRequest := func(b *testing.B, c net.Conn) {
+		for b.Loop() {
+			c.SetReadDeadline(time.Now().Add(60 * time.Second))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		}
+	}
+	b.Run("socket", func(b *testing.B) { perRequest(b, c.(*readAheadConn).TCPConn) })
+	b.Run("readAheadConn", func(b *testing.B) { perRequest(b, c) })
+}
