@@ -77,6 +77,7 @@ type params struct {
 	SetupOnly  bool   // create the item and write the token file, no load
 	TokensFile string // --tokens-file: one Authorization value per line
 	ServeBare  string // --serve-bare ADDR: serve the calibration handler
+	CPUProfile string // --cpuprofile FILE: the generator's CPU profile of the measured load
 }
 
 // closedLoop reports whether the run is closed loop.
@@ -171,6 +172,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (p
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "the Redis the target uses, for --cpu (default: the first of $FLASHGATE_REDIS_ADDR, else 127.0.0.1:6379; credentials from $FLASHGATE_REDIS_USERNAME/PASSWORD)")
 	fs.BoolVar(&c.SetupOnly, "setup-only", false, "set the scenario up (item, sold out for soldout), write --tokens-file, print the item's buy path and stop: for an outside load generator such as wrk")
 	fs.StringVar(&c.TokensFile, "tokens-file", "", "with --setup-only: write the shoppers' Authorization values here, one per line")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the load generator itself, over the measured load and its warmup, to this file (go tool pprof)")
 	fs.StringVar(&c.ServeBare, "serve-bare", "", "serve the --calibrate bare handler on ADDR until interrupted, and nothing else: the ceiling for an outside load generator")
 
 	if err := fs.Parse(args); err != nil {

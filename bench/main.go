@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -78,6 +79,10 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 	if cfg.CPU {
 		meters = startCPUMeters(ctx, &cfg)
 	}
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
 	startedAt := time.Now()
 	res, err := runLoad(ctx, loadSpec{
 		base:        cfg.Target,
@@ -93,6 +98,9 @@ func Run(ctx context.Context, args []string, opts Options) (*Report, error) {
 		progress:    progress,
 		label:       "[" + cfg.Scenario + "]",
 	})
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +253,30 @@ func scenarioChecks(cfg *params, p *plan, res *loadResult, inv *Invariants, drai
 		add("no sale off sale", bad == 0, detail)
 	}
 	return checks
+}
+
+// startCPUProfile starts a CPU profile of this process into path
+// (--cpuprofile) and returns what stops it and closes the file; an empty
+// path profiles nothing.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // terminal returns w when it is a terminal, for the live progress line,

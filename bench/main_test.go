@@ -291,6 +291,20 @@ func TestRunCalibrate(t *testing.T) {
 	}
 }
 
+// TestRunCPUProfile writes the generator's CPU profile of the measured load.
+func TestRunCPUProfile(t *testing.T) {
+	f := newFake(t, nil)
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	r, out, err := f.run(t, "--scenario", "hot", "--users", "100", "--stock", "10", "--rate", "500", "--duration", "300ms", "--cpuprofile", prof)
+	if err != nil || !r.Passed {
+		t.Fatalf("Run: %v\n%s", err, out)
+	}
+	st, err := os.Stat(prof)
+	if err != nil || st.Size() == 0 {
+		t.Errorf("profile %v, %v", st, err)
+	}
+}
+
 func TestRunDetectsBrokenInvariants(t *testing.T) {
 	cases := []struct {
 		name         string
