@@ -1,9 +1,16 @@
 package bench
 
 import (
+	"context"
 	"net"
+	"os"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flashgate/flashgate/internal/auth"
+	"github.com/flashgate/flashgate/internal/config"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -47,5 +54,97 @@ func BenchmarkRequestLoop(b *testing.B) {
 	}
 	if w.codes[codeSoldOut] == 0 {
 		b.Fatalf("no sold_out answers recorded: %v", w.codes)
+	}
+}
+
+// BenchmarkOpenLoop runs the open loop (runLoad, --rate) for 3 s at
+// FLASHGATE_BENCH_RATE requests a second (default 20000) against the bare
+// handler served by another process at FLASHGATE_BENCH_BARE (`flashgate
+// bench --serve-bare ADDR`), and reports the generator's own CPU per
+// request: this process's getrusage, user + system, over the run. The
+// server runs elsewhere so that its CPU is not counted.
+func BenchmarkOpenLoop(b *testing.B) {
+	addr := os.Getenv("FLASHGATE_BENCH_BARE")
+	if addr == "" {
+		b.Skip("FLASHGATE_BENCH_BARE: the address of `flashgate bench --serve-bare`")
+	}
+	rate := 20000
+	if v := os.Getenv("FLASHGATE_BENCH_RATE"); v != "" {
+		var err error
+		if rate, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("FLASHGATE_BENCH_RATE: %v", err)
+		}
+	}
+	toks := mintTokens(auth.NewSigner([]byte(config.DevAuthSecret)), 1, 10000, time.Now().Add(time.Hour))
+	spec := loadSpec{
+		base:        "http://" + addr,
+		items:       []int64{42},
+		rate:        rate,
+		concurrency: 256,
+		connections: 256,
+		duration:    3 * time.Second,
+		warmup:      500 * time.Millisecond,
+		timeout:     10 * time.Second,
+		keepOrders:  true,
+		label:       "[open loop]",
+	}
+	var user, sys time.Duration
+	var reqs int64
+	var last *loadResult
+	for b.Loop() {
+		spec.picker = &cyclePicker{toks: toks, items: []int{0}}
+		u0, s0 := rusageCPU(b)
+		res, err := runLoad(context.Background(), spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		u1, s1 := rusageCPU(b)
+		user, sys = user+u1-u0, sys+s1-s0
+		reqs += res.requests + res.warmupReqs
+		last = res
+	}
+	if last.codes[codeOK] == 0 {
+		b.Fatalf("no accepted answers: %v %v", last.codes, last.errSamples)
+	}
+	perReq := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(reqs) }
+	b.ReportMetric(perReq(user+sys), "cpu-µs/req")
+	b.ReportMetric(perReq(sys), "sys-µs/req")
+	b.ReportMetric(float64(last.requests)/last.elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(last.hist.ValueAtQuantile(99))/1000, "p99-ms")
+	b.ReportMetric(float64(last.maxLag.Microseconds())/1000, "maxlag-ms")
+}
+
+// rusageCPU is this process's CPU time so far, user and system.
+func rusageCPU(b *testing.B) (user, sys time.Duration) {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// TestPace hands out every due time of the schedule, k/rate, in order, each
+// once its time has come and none past the end.
+func TestPace(t *testing.T) {
+	g := &gen{
+		spec:   loadSpec{rate: 2000, warmup: 50 * time.Millisecond, duration: 100 * time.Millisecond},
+		stopCh: make(chan struct{}),
+		start:  time.Now(),
+	}
+	ticks := make(chan time.Duration, 4)
+	go g.pace(ticks)
+	k := 0
+	for due := range ticks {
+		if want := time.Duration(k) * time.Second / 2000; due != want {
+			t.Fatalf("tick %d due %v, want %v", k, due, want)
+		}
+		if now := time.Since(g.start); now < due {
+			t.Fatalf("tick %d due %v handed out early, at %v", k, due, now)
+		}
+		k++
+	}
+	if k != 300 {
+		t.Errorf("%d ticks, want 300", k)
 	}
 }
