@@ -148,3 +148,28 @@ func TestPace(t *testing.T) {
 		t.Errorf("%d ticks, want 300", k)
 	}
 }
+
+// TestPaceCatchesUp: once the workers are free again after a stall, every
+// request already due is handed out at once, so that the stall is charged to
+// the requests it delayed and not, as a rate limiter's schedule would, to
+// every request after it.
+func TestPaceCatchesUp(t *testing.T) {
+	g := &gen{
+		spec:   loadSpec{rate: 10000, duration: 200 * time.Millisecond},
+		stopCh: make(chan struct{}),
+		start:  time.Now(),
+	}
+	ticks := make(chan time.Duration, 1)
+	go g.pace(ticks)
+	time.Sleep(60 * time.Millisecond) // every worker busy
+	var last, lag time.Duration
+	for due := range ticks {
+		last, lag = due, time.Since(g.start)-due
+	}
+	if last != 200*time.Millisecond-100*time.Microsecond {
+		t.Errorf("last due %v", last)
+	}
+	if lag > 30*time.Millisecond {
+		t.Errorf("the last request was handed out %v after it was due: the stall of 60ms was never caught up", lag)
+	}
+}
