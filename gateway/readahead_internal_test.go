@@ -193,14 +193,14 @@ func TestReadAheadConnDeadlines(t *testing.T) {
 		// fasthttp's order: the read timeout for a request, then the idle
 		// timeout while it waits for the next one, which comes late.
 		c, client := acceptPair(t)
-		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		client.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		if _, err := io.ReadFull(c, make([]byte, 18)); err != nil {
 			t.Fatal(err)
 		}
 		c.SetReadDeadline(time.Now().Add(time.Minute))
 		go func() {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(500 * time.Millisecond) // past the read deadline
 			client.Write([]byte("y"))
 		}()
 		b := make([]byte, 1)
@@ -237,20 +237,21 @@ func TestReadAheadConnDeadlines(t *testing.T) {
 		c, client := acceptPair(t)
 		c.SetReadDeadline(time.Now().Add(time.Minute))
 		c.SetDeadline(time.Time{})
-		read := make(chan error)
+		ready, read := make(chan struct{}), make(chan error)
 		go func() {
 			c.SetReadDeadline(time.Now().Add(time.Minute))
+			close(ready)
 			_, err := c.Read(make([]byte, 1))
 			read <- err
 		}()
 		go io.Copy(io.Discard, client)
+		<-ready // the reader's own deadline is set: ours below comes after it
 		for range 100 {
 			c.SetWriteDeadline(time.Now().Add(time.Minute))
 			if _, err := c.Write([]byte("ping")); err != nil {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // let the read block
 		stop := time.Now()
 		c.SetReadDeadline(stop)
 		timedOut(t, "read stopped by another goroutine", stop, 5*time.Second, func() error { return <-read })
