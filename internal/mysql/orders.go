@@ -62,123 +62,11 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i] < items[j] }) // lock order
 
-	var res WriteResult
 	guarded := map[int64]bool{}
 	for attempt := 0; ; attempt++ {
-		res = WriteResult{}
+		var res WriteResult
 		err := db.inTx(ctx, func(tx *sqlx.Tx) error {
-			// First of all locks: the sweep takes the mark, then orders,
-			// then items.
-			mark, err := sweepMark(ctx, tx, "LOCK IN SHARE MODE")
-			if err != nil {
-				return err
-			}
-			var counts []countDelta
-			for _, item := range items {
-				batch, expired := splitExpired(byItem[item], mark, &res)
-				before := res
-				// The item's row lock, under which its slot 0 counters are
-				// written: a stock update or the guard takes it; rows that
-				// take no stock (conflicts, expired) take it here.
-				locked := false
-				lockItem := func() error {
-					if locked {
-						return nil
-					}
-					if _, err := tx.ExecContext(ctx, "SELECT id FROM seckill_item WHERE id = ? FOR UPDATE", item); err != nil {
-						return fmt.Errorf("lock item %d: %w", item, err)
-					}
-					locked = true
-					return nil
-				}
-				// This item's new rows, counted once they are written.
-				count := func() error {
-					if res.Expired > before.Expired {
-						if err := lockItem(); err != nil {
-							return err
-						}
-					}
-					counts = append(counts,
-						countDelta{item, flashgate.OrderUnpaid, 0, int64(res.Inserted - before.Inserted)},
-						countDelta{item, flashgate.OrderCancelled, 0, int64(res.Conflicts - before.Conflicts + res.Guarded - before.Guarded + res.Expired - before.Expired)})
-					return nil
-				}
-				if len(expired) > 0 {
-					// The order expired before it reached MySQL: stored
-					// cancelled, no unit taken from stock_left.
-					k, err := db.insertOrders(ctx, tx, expired, flashgate.OrderCancelled, false)
-					if err != nil {
-						return err
-					}
-					res.Expired += k
-					res.Replayed += len(expired) - k
-					res.closed = append(res.closed, ids(expired)...)
-				}
-				if len(batch) == 0 {
-					if err := count(); err != nil {
-						return err
-					}
-					continue
-				}
-				if guarded[item] {
-					if err := db.writeGuarded(ctx, tx, item, batch, &res); err != nil {
-						return err
-					}
-					locked = true // writeGuarded read the item's row FOR UPDATE
-					if err := count(); err != nil {
-						return err
-					}
-					continue
-				}
-				n, err := db.insertOrders(ctx, tx, batch, flashgate.OrderUnpaid, false)
-				if err != nil {
-					return err
-				}
-				res.Inserted += n
-				if n > 0 {
-					r, err := tx.ExecContext(ctx, "UPDATE seckill_item SET stock_left = stock_left - ? WHERE id = ? AND stock_left >= ?", n, item, n)
-					if err != nil {
-						return fmt.Errorf("decrement stock of item %d: %w", item, err)
-					}
-					if k, _ := r.RowsAffected(); k == 0 {
-						return &guardError{item: item}
-					}
-					locked = true
-				}
-				if n == len(batch) {
-					if err := count(); err != nil {
-						return err
-					}
-					continue
-				}
-				// Some were not inserted: replays, or refused by uk_order_live.
-				missing, err := missingOrders(ctx, tx, batch)
-				if err != nil {
-					return err
-				}
-				res.Replayed += len(batch) - n - len(missing)
-				if len(missing) > 0 {
-					if err := lockItem(); err != nil { // before the rows, in item order
-						return err
-					}
-					k, err := db.insertOrders(ctx, tx, missing, flashgate.OrderCancelled, false)
-					if err != nil {
-						return err
-					}
-					res.Conflicts += k
-					res.closed = append(res.closed, ids(missing)...)
-				}
-				if err := count(); err != nil {
-					return err
-				}
-			}
-			if err := queueRestock(ctx, tx, res.closed); err != nil {
-				return err
-			}
-			if err := pendOrders(ctx, tx, res.unkeyed); err != nil {
-				return err
-			}
-			return addCounts(ctx, tx, counts)
+			return db.writeItems(ctx, tx, items, byItem, guarded, &res)
 		})
 		var ge *guardError
 		if errors.As(err, &ge) && attempt < len(items) {
@@ -189,6 +77,153 @@ func (db *DB) WriteReservations(ctx context.Context, rs []flashgate.Reservation)
 			return WriteResult{}, err
 		}
 		return res, nil
+	}
+}
+
+// writeItems is one attempt of WriteReservations, in its transaction: the
+// items in id order (the lock order), then the restock queue, the sweep's
+// pending list and the order counters. The items in guarded go through
+// writeGuarded.
+func (db *DB) writeItems(ctx context.Context, tx *sqlx.Tx, items []int64, byItem map[int64][]flashgate.Reservation, guarded map[int64]bool, res *WriteResult) error {
+	// First of all locks: the sweep takes the mark, then orders, then
+	// items.
+	mark, err := sweepMark(ctx, tx, "LOCK IN SHARE MODE")
+	if err != nil {
+		return err
+	}
+	counts := make([]countDelta, 0, 2*len(items))
+	for _, item := range items {
+		w := itemWrite{db: db, tx: tx, item: item, res: res, before: *res}
+		if err := w.write(ctx, byItem[item], mark, guarded[item]); err != nil {
+			return err
+		}
+		counts = append(counts, w.counts()...)
+	}
+	if err := queueRestock(ctx, tx, res.closed); err != nil {
+		return err
+	}
+	if err := pendOrders(ctx, tx, res.unkeyed); err != nil {
+		return err
+	}
+	return addCounts(ctx, tx, counts)
+}
+
+// itemWrite writes one item's reservations in WriteReservations's
+// transaction and adds what it did to res.
+type itemWrite struct {
+	db     *DB
+	tx     *sqlx.Tx
+	item   int64
+	res    *WriteResult
+	before WriteResult // res when the item began: the item's rows are the difference
+	// locked: the transaction holds the item's row lock, under which its
+	// slot 0 counters are written. A stock update or the guard takes it;
+	// rows that take no stock (conflicts, expired) take it through lock.
+	locked bool
+}
+
+func (w *itemWrite) write(ctx context.Context, rs []flashgate.Reservation, mark string, guarded bool) error {
+	batch, expired := splitExpired(rs, mark, w.res)
+	if err := w.writeExpired(ctx, expired); err != nil {
+		return err
+	}
+	switch {
+	case len(batch) == 0:
+	case guarded:
+		if err := w.db.writeGuarded(ctx, w.tx, w.item, batch, w.res); err != nil {
+			return err
+		}
+		w.locked = true // writeGuarded read the item's row FOR UPDATE
+	default:
+		if err := w.writeLive(ctx, batch); err != nil {
+			return err
+		}
+	}
+	if w.res.Expired > w.before.Expired {
+		return w.lock(ctx) // for the expired rows' counters
+	}
+	return nil
+}
+
+// writeExpired stores the reservations whose orders expired before they
+// reached MySQL: cancelled, no unit taken from stock_left, their units to
+// go back.
+func (w *itemWrite) writeExpired(ctx context.Context, expired []flashgate.Reservation) error {
+	if len(expired) == 0 {
+		return nil
+	}
+	k, err := w.db.insertOrders(ctx, w.tx, expired, flashgate.OrderCancelled, false)
+	if err != nil {
+		return err
+	}
+	w.res.Expired += k
+	w.res.Replayed += len(expired) - k
+	w.res.closed = append(w.res.closed, ids(expired)...)
+	return nil
+}
+
+// writeLive inserts the new unpaid orders and takes their units from
+// stock_left under the guard (a refusal is a guardError: the caller tries
+// the item again through writeGuarded). The reservations not inserted are
+// replays, or refused by uk_order_live (their users hold a live order
+// already): those are stored cancelled, their units to go back.
+func (w *itemWrite) writeLive(ctx context.Context, batch []flashgate.Reservation) error {
+	n, err := w.db.insertOrders(ctx, w.tx, batch, flashgate.OrderUnpaid, false)
+	if err != nil {
+		return err
+	}
+	w.res.Inserted += n
+	if n > 0 {
+		r, err := w.tx.ExecContext(ctx, "UPDATE seckill_item SET stock_left = stock_left - ? WHERE id = ? AND stock_left >= ?", n, w.item, n)
+		if err != nil {
+			return fmt.Errorf("decrement stock of item %d: %w", w.item, err)
+		}
+		if k, _ := r.RowsAffected(); k == 0 {
+			return &guardError{item: w.item}
+		}
+		w.locked = true
+	}
+	if n == len(batch) {
+		return nil
+	}
+	missing, err := missingOrders(ctx, w.tx, batch)
+	if err != nil {
+		return err
+	}
+	w.res.Replayed += len(batch) - n - len(missing)
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := w.lock(ctx); err != nil { // before the rows, in item order
+		return err
+	}
+	k, err := w.db.insertOrders(ctx, w.tx, missing, flashgate.OrderCancelled, false)
+	if err != nil {
+		return err
+	}
+	w.res.Conflicts += k
+	w.res.closed = append(w.res.closed, ids(missing)...)
+	return nil
+}
+
+// lock takes the item's row lock unless the transaction holds it already.
+func (w *itemWrite) lock(ctx context.Context) error {
+	if w.locked {
+		return nil
+	}
+	if _, err := w.tx.ExecContext(ctx, "SELECT id FROM seckill_item WHERE id = ? FOR UPDATE", w.item); err != nil {
+		return fmt.Errorf("lock item %d: %w", w.item, err)
+	}
+	w.locked = true
+	return nil
+}
+
+// counts returns the item's new rows, for its slot 0 counters.
+func (w *itemWrite) counts() []countDelta {
+	r, b := w.res, w.before
+	return []countDelta{
+		{w.item, flashgate.OrderUnpaid, 0, int64(r.Inserted - b.Inserted)},
+		{w.item, flashgate.OrderCancelled, 0, int64(r.Conflicts - b.Conflicts + r.Guarded - b.Guarded + r.Expired - b.Expired)},
 	}
 }
 
