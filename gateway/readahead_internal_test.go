@@ -12,30 +12,38 @@ import (
 	"time"
 )
 
-// TestReadAheadConn: through a readAheadConn the stream reads back byte for
-// byte whatever the sizes of the reads (one byte, then a large read, as
-// fasthttp does; small reads across what was read ahead), a deadline still
-// fails a read as a timeout, and the end of the stream is io.EOF.
-func TestReadAheadConn(t *testing.T) {
+// acceptPair returns a readAheadConn accepted on loopback and the client
+// end of its connection; both are closed when the test ends.
+func acceptPair(t testing.TB) (*readAheadConn, *net.TCPConn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	ral := readAheadListener{ln}
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	c, err := ral.Accept()
+	t.Cleanup(func() { client.Close() })
+	c, err := readAheadListener{ln}.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, ok := c.(*readAheadConn); !ok {
+	t.Cleanup(func() { c.Close() })
+	ra, ok := c.(*readAheadConn)
+	if !ok {
 		t.Fatalf("accepted a %T", c)
 	}
+	return ra, client.(*net.TCPConn)
+}
+
+// TestReadAheadConn: through a readAheadConn the stream reads back byte for
+// byte whatever the sizes of the reads (one byte, then a large read, as
+// fasthttp does; small reads across what was read ahead), a deadline still
+// fails a read as a timeout, and the end of the stream is io.EOF.
+func TestReadAheadConn(t *testing.T) {
+	c, client := acceptPair(t)
 
 	// Nothing to read yet: the deadline fails the read as net does.
 	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -50,7 +58,7 @@ func TestReadAheadConn(t *testing.T) {
 	}
 	go func() {
 		client.Write(want)
-		client.(*net.TCPConn).CloseWrite()
+		client.CloseWrite()
 	}()
 	var got []byte
 	for _, size := range []int{1, 8191, 1, 3, 100, 1 << 16} {
@@ -77,26 +85,12 @@ func TestReadAheadConn(t *testing.T) {
 // TestReadAheadConnWriteTo: io.Copy from a readAheadConn (which uses its
 // WriteTo) yields the bytes read ahead before the rest of the stream.
 func TestReadAheadConnWriteTo(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, err := readAheadListener{ln}.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, client := acceptPair(t)
 	want := []byte("GET / HTTP/1.1\r\n\r\nand what follows the request")
 	if _, err := client.Write(want); err != nil {
 		t.Fatal(err)
 	}
-	client.(*net.TCPConn).CloseWrite()
+	client.CloseWrite()
 	first := make([]byte, 1) // fasthttp's one-byte read: the rest is read ahead
 	if _, err := io.ReadFull(c, first); err != nil {
 		t.Fatal(err)
@@ -108,27 +102,6 @@ func TestReadAheadConnWriteTo(t *testing.T) {
 	if got := append(first, rest.Bytes()...); !bytes.Equal(got, want) {
 		t.Fatalf("read back %q, want %q", got, want)
 	}
-}
-
-// acceptPair returns a readAheadConn and the client end of its connection.
-func acceptPair(t *testing.T) (*readAheadConn, *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	c, err := readAheadListener{ln}.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.(*readAheadConn), client.(*net.TCPConn)
 }
 
 // timedOut runs op and checks that it fails as a timeout, not before
@@ -262,21 +235,7 @@ func TestReadAheadConnDeadlines(t *testing.T) {
 // of a keep-alive connection (idle, read, write), on the socket itself
 // against on a readAheadConn.
 func BenchmarkRequestDeadlines(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	c, err := readAheadListener{ln}.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := acceptPair(b)
 	perRequest := func(b *testing.B, c net.Conn) {
 		for b.Loop() {
 			c.SetReadDeadline(time.Now().Add(60 * time.Second))
@@ -284,6 +243,6 @@ func BenchmarkRequestDeadlines(b *testing.B) {
 			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		}
 	}
-	b.Run("socket", func(b *testing.B) { perRequest(b, c.(*readAheadConn).TCPConn) })
+	b.Run("socket", func(b *testing.B) { perRequest(b, c.TCPConn) })
 	b.Run("readAheadConn", func(b *testing.B) { perRequest(b, c) })
 }
