@@ -28,6 +28,7 @@ soldout) SCRIPT=soldout.lua USERS=1000 ;;
 buy) SCRIPT=rotate.lua USERS=$(( ${DURATION%s} * 80000 )) ;;
 *) echo "AB_SCENARIO: soldout or buy" >&2; exit 2 ;;
 esac
+[ "$ROUNDS" -ge 2 ] && [ $((ROUNDS % 2)) = 0 ] || { echo "AB_ROUNDS: an even number, 2 or more" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk.sh installs wrk; or: apt-get install -y wrk" >&2; exit 1; }
 
 TMP=$(mktemp -d)
