@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
-	"strings"
 
 	"github.com/jmoiron/sqlx"
 
@@ -89,18 +88,13 @@ func addCounts(ctx context.Context, tx *sqlx.Tx, ds []countDelta) error {
 		}
 		return a.slot < b.slot
 	})
-	var q strings.Builder
-	q.WriteString("INSERT INTO seckill_order_count (item_id, status, slot, n) VALUES ")
 	args := make([]any, 0, 4*len(keys))
-	for i, k := range keys {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("(?,?,?,?)")
+	for _, k := range keys {
 		args = append(args, k.item, string(k.status), k.slot, sum[k])
 	}
-	q.WriteString(" ON DUPLICATE KEY UPDATE n = n + VALUES(n)")
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	q := "INSERT INTO seckill_order_count (item_id, status, slot, n) VALUES " + valueRows(len(keys), 4) +
+		" ON DUPLICATE KEY UPDATE n = n + VALUES(n)"
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("count orders: %w", err)
 	}
 	return nil

@@ -373,22 +373,32 @@ func (db *DB) insertOrders(ctx context.Context, tx *sqlx.Tx, rs []flashgate.Rese
 		// statement: the transaction goes on with the INSERT.
 		db.noLocalInfile.Store(true)
 	}
-	var q strings.Builder
-	q.WriteString("INSERT IGNORE INTO seckill_order (order_id, item_id, user_id, amount, status, created_at, closed_at, restocked) VALUES ")
 	args := make([]any, 0, len(rs)*8)
-	for i, r := range rs {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("(?,?,?,?,?,?,?,?)")
+	for _, r := range rs {
 		args = append(args, r.OrderID, r.ItemID, r.UserID, r.Amount.String(), string(status), r.At.UTC(), closed, restocked)
 	}
-	res, err := tx.ExecContext(ctx, q.String(), args...)
+	q := "INSERT IGNORE INTO seckill_order (order_id, item_id, user_id, amount, status, created_at, closed_at, restocked) VALUES " + valueRows(len(rs), 8)
+	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("insert orders: %w", err)
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// valueRows returns the VALUES list of a multi-row INSERT: n rows of cols
+// placeholders each, "(?,?),(?,?)".
+func valueRows(n, cols int) string {
+	row := "(" + strings.Repeat("?,", cols-1) + "?)"
+	var b strings.Builder
+	b.Grow(n * (len(row) + 1))
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(row)
+	}
+	return b.String()
 }
 
 // loadSeq names the in-memory files of concurrent loads apart: the

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -135,17 +134,12 @@ func pendRows(ctx context.Context, tx *sqlx.Tx, rows []sweepRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	var q strings.Builder
-	q.WriteString("INSERT IGNORE INTO seckill_sweep_pending (order_id, created_at) VALUES ")
 	args := make([]any, 0, 2*len(rows))
-	for i, r := range rows {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("(?,?)")
+	for _, r := range rows {
 		args = append(args, r.OrderID, r.CreatedAt.UTC())
 	}
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+	q := "INSERT IGNORE INTO seckill_sweep_pending (order_id, created_at) VALUES " + valueRows(len(rows), 2)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("list orders for the sweep: %w", err)
 	}
 	return nil
