@@ -61,11 +61,8 @@ func buyAt(t *testing.T, s *redis.Store, from int64, n int, at time.Time) []stri
 // it never returns a settled entry; and it walks an outbox many scan steps
 // long, in passes of a bounded size that go on where the last stopped.
 func TestRelayOutbox(t *testing.T) {
-	s := open(t)
+	s := openLoaded(t, 10000)
 	ctx := context.Background()
-	if _, err := s.Preload(ctx, 1, 0, 10000); err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Now().Truncate(time.Millisecond)
 	ids := buyAt(t, s, 1, 1500, t0)
 	unsettled := map[string]bool{}
@@ -120,11 +117,8 @@ func TestRelayOutbox(t *testing.T) {
 // TestRelayStampsExpire: the hash of relay stamps expires a period after
 // its last write, so stamps left by an old worker's settle cannot pile up.
 func TestRelayStampsExpire(t *testing.T) {
-	s := open(t)
+	s := openLoaded(t, 10)
 	ctx := context.Background()
-	if _, err := s.Preload(ctx, 1, 0, 10); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	buyAt(t, s, 1, 2, now.Add(-time.Minute))
 	if got := relayed(t, s, now, 10); len(got) != 2 {
@@ -140,11 +134,7 @@ func TestRelayStampsExpire(t *testing.T) {
 // TestRelayConcurrentPasses: workers walking the same outbox side by side
 // return each due entry once between them, and miss none.
 func TestRelayConcurrentPasses(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	if _, err := s.Preload(ctx, 1, 0, 10000); err != nil {
-		t.Fatal(err)
-	}
+	s := openLoaded(t, 10000)
 	now := time.Now()
 	ids := buyAt(t, s, 1, 1200, now.Add(-time.Minute))
 	var mu sync.Mutex
@@ -174,11 +164,8 @@ func TestRelayConcurrentPasses(t *testing.T) {
 // TestRelayForeignIDs: an outbox entry whose id does not carry a creation
 // time of flashgate's, or one more than a period ahead, is due at once.
 func TestRelayForeignIDs(t *testing.T) {
-	s := open(t)
+	s := openLoaded(t, 10)
 	ctx := context.Background()
-	if _, err := s.Preload(ctx, 1, 0, 10); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	ahead := string(flashgate.NewOrderIDs().Append(nil, 1, now.Add(time.Hour)))
 	fresh := string(flashgate.NewOrderIDs().Append(nil, 1, now))

@@ -12,12 +12,9 @@ import (
 // TestSettleManyIDs settles a batch larger than Lua's unpack limit (about
 // 8,000 values): the worker's batch setting allows 100,000.
 func TestSettleManyIDs(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
 	const n = 12_000
-	if _, err := s.Preload(ctx, 1, 0, n); err != nil {
-		t.Fatal(err)
-	}
+	s := openLoaded(t, n)
+	ctx := context.Background()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("o%06d", i)

@@ -18,11 +18,8 @@ import (
 // is left, never a unit a buyer holds, and a replay of the same adjustment
 // takes nothing more.
 func TestWithdrawTakesOnlyUntakenUnitsOnce(t *testing.T) {
-	s := open(t)
+	s := openLoaded(t, 5)
 	ctx := context.Background()
-	if _, err := s.Preload(ctx, 1, 0, 5); err != nil {
-		t.Fatal(err)
-	}
 	reserve(t, s, 1, 0, 7, "o1")
 	if k, err := s.Withdraw(ctx, 1, 0, "adj1", 10); err != nil || k != 4 {
 		t.Fatalf("withdraw 10 of 4 left: %d %v", k, err)

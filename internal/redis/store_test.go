@@ -14,6 +14,16 @@ import (
 
 func open(t *testing.T) *redis.Store { return openB(t) }
 
+// openLoaded opens a store whose item 1 has units loaded in shard 0.
+func openLoaded(t *testing.T, units int64) *redis.Store {
+	t.Helper()
+	s := open(t)
+	if _, err := s.Preload(context.Background(), 1, 0, units); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func openB(t testing.TB) *redis.Store {
 	t.Helper()
 	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: testenv.Prefix(t)})
