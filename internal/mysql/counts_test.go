@@ -323,15 +323,9 @@ func TestOrderCountsMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
+	unmigrate(t, db, "006_order_counts",
 		"DROP TABLE seckill_order_count",
-		"ALTER TABLE seckill_order ADD KEY idx_order_item_status (item_id, status)",
-		"DELETE FROM schema_migrations WHERE version = '006_order_counts'",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+		"ALTER TABLE seckill_order ADD KEY idx_order_item_status (item_id, status)")
 	// Rows as the previous release wrote them, without counters.
 	ids := flashgate.NewOrderIDs()
 	statuses := []flashgate.OrderStatus{flashgate.OrderUnpaid, flashgate.OrderPaid, flashgate.OrderCancelled, flashgate.OrderRefunded}

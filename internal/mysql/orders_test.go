@@ -39,6 +39,18 @@ func itemDB(t testing.TB, dsn string, stock int64) (*mysql.DB, int64) {
 	return db, item
 }
 
+// unmigrate takes migration version back out of db: it runs undo, the
+// statements that revert it, then forgets the version, so that a test can
+// write rows as the release before it did and migrate again.
+func unmigrate(t testing.TB, db *mysql.DB, version string, undo ...string) {
+	t.Helper()
+	for _, q := range append(undo, "DELETE FROM schema_migrations WHERE version = '"+version+"'") {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
 func dbName(t testing.TB, db *mysql.DB) string {
 	var name string
 	if err := db.Get(&name, "SELECT DATABASE()"); err != nil {

@@ -531,15 +531,9 @@ func TestSweepMigration(t *testing.T) {
 	dsn := testenv.Database(t)
 	db, item := itemDB(t, dsn, 100)
 	ctx := context.Background()
-	for _, q := range []string{
+	unmigrate(t, db, "007_sweep_mark",
 		"DROP TABLE seckill_sweep_mark, seckill_sweep_pending, seckill_restock",
-		"ALTER TABLE seckill_order ADD KEY idx_order_sweep (status, restocked, created_at)",
-		"DELETE FROM schema_migrations WHERE version = '007_sweep_mark'",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+		"ALTER TABLE seckill_order ADD KEY idx_order_sweep (status, restocked, created_at)")
 	gen := flashgate.NewOrderIDs()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	cutoff := now.Add(-10 * time.Minute)
