@@ -165,7 +165,6 @@ func TestRelayConcurrentPasses(t *testing.T) {
 // time of flashgate's, or one more than a period ahead, is due at once.
 func TestRelayForeignIDs(t *testing.T) {
 	s := openLoaded(t, 10)
-	ctx := context.Background()
 	now := time.Now()
 	ahead := string(flashgate.NewOrderIDs().Append(nil, 1, now.Add(time.Hour)))
 	fresh := string(flashgate.NewOrderIDs().Append(nil, 1, now))
