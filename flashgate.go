@@ -4,6 +4,7 @@
 package flashgate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -210,6 +211,50 @@ func ParseReservation(b []byte) (Reservation, error) {
 		return r, fmt.Errorf("parse reservation %q: zero id", b)
 	}
 	return r, nil
+}
+
+// An outbox entry holds the reservations that one reserve call took in a
+// shard (lua/reserve.lua): its field is their order ids joined by spaces, its
+// value their wire forms joined by newlines. The value is also the Kafka
+// message that carries them, so that the worker that writes it writes all of
+// them and then removes the entry with one HDEL of the field. An entry of one
+// reservation is its order id and its wire form, as every entry was before
+// 2026-11-30. Order ids hold neither spaces nor newlines (ours never do).
+
+// ParseEntry parses an outbox entry's value, a Kafka message's: one wire form
+// a line.
+func ParseEntry(v []byte) ([]Reservation, error) {
+	rs := make([]Reservation, 0, bytes.Count(v, []byte{'\n'})+1)
+	for line := range bytes.SplitSeq(v, []byte{'\n'}) {
+		r, err := ParseReservation(line)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// EntryField returns the outbox field of the entry that holds rs, in order.
+func EntryField(rs []Reservation) string {
+	if len(rs) == 1 {
+		return rs[0].OrderID
+	}
+	ids := make([]string, len(rs))
+	for i := range rs {
+		ids[i] = rs[i].OrderID
+	}
+	return strings.Join(ids, " ")
+}
+
+// EntryIDs returns the order ids of an outbox field.
+func EntryIDs(field string) []string { return strings.Split(field, " ") }
+
+// EntryFirstID returns the first order id of an outbox field: the oldest of
+// its reservations, which tells when the entry was made.
+func EntryFirstID(field string) string {
+	first, _, _ := strings.Cut(field, " ")
+	return first
 }
 
 // HomeShard returns the shard of an item with n shards that holds userID's
