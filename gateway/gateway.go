@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,6 +156,9 @@ func New(cfg Config, store *redis.Store, db *mysql.DB, producer *kafka.Producer,
 	g.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	g.guard, g.err = newGuard(cfg, store, log, reg)
 	g.web = loadWeb()
+	if store != nil && producer != nil {
+		store.Announce(g.announce)
+	}
 	if store != nil {
 		// Drawing a captcha costs a millisecond of CPU: at most half the
 		// cores draw at once, so a flood of captcha requests cannot starve
@@ -508,18 +510,13 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	case redis.ShardEmpty:
 		return reject(ctx, flashgate.SoldOut)
 	}
-	msg := kafka.Message{Key: strconv.AppendInt(nil, user, 10), Value: res.Wire}
-	if g.cfg.AckKafka {
+	if err := res.Unannounced; err != nil && g.cfg.AckKafka {
 		// The unit is taken and the reservation is in the outbox: without
 		// an acknowledgement it still becomes an order (the relay produces
 		// it), so the 503 names it and a retry answers duplicate.
-		if err := g.producer.Produce(g.ioContext(), msg); err != nil {
-			g.log.Warn("kafka acknowledgement", "item", it.ID, "order", r.OrderID, "err", err)
-			return writeError(ctx, &flashgate.Error{Code: flashgate.Unavailable,
-				Message: "kafka did not acknowledge the reservation in time; it is kept, retry to see it", OrderID: r.OrderID})
-		}
-	} else {
-		g.producer.Enqueue(msg)
+		g.log.Warn("kafka acknowledgement", "item", it.ID, "order", r.OrderID, "err", err)
+		return writeError(ctx, &flashgate.Error{Code: flashgate.Unavailable,
+			Message: "kafka did not acknowledge the reservation in time; it is kept, retry to see it", OrderID: r.OrderID})
 	}
 	b := append(idb[len(idb):], `{"code":"ok","order_id":"`...)
 	b = append(b, r.OrderID...)
@@ -528,6 +525,19 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	ctx.SetStatusCode(202)
 	ctx.SetBody(b)
 	return flashgate.OK
+}
+
+// announce hands the outbox entry of a reserve call to Kafka
+// (redis.Announcer): one message for the reservations the call took. With
+// FLASHGATE_ACK=kafka it returns once Kafka acknowledged it, and the
+// call's buyers wait for it; otherwise it queues the message and returns.
+func (g *Gateway) announce(ctx context.Context, key, value []byte) error {
+	msg := kafka.Message{Key: key, Value: value}
+	if g.cfg.AckKafka {
+		return g.producer.Produce(ctx, msg)
+	}
+	g.producer.Enqueue(msg)
+	return nil
 }
 
 // duplicate answers 409 with the order the user already holds.

@@ -3,9 +3,10 @@
 -- or not at all).
 -- KEYS[1] stock   string: units left in the shard
 -- KEYS[2] xout    hash: transfer id -> "target:units:ms"
--- KEYS[3] outbox  hash: order id -> reservation
--- Reply: {stock, in_transfer, order id...}: the units left, the units sent
--- out in transfers not yet settled, then the order ids in the outbox
+-- KEYS[3] outbox  hash: order ids -> reservations (reserve.lua)
+-- Reply: {stock, in_transfer, field...}: the units left, the units sent
+-- out in transfers not yet settled, then the outbox's fields (the order ids
+-- of each entry, joined by spaces)
 local out = {tonumber(redis.call('GET', KEYS[1]) or '0'), 0}
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
   local k = string.match(v, '^[^:]*:([^:]*):')

@@ -6,8 +6,10 @@
 -- buyers costs each of them a fraction of it.
 -- KEYS[1] stock    string: units left in the shard
 -- KEYS[2] buyers   hash: user id -> order id (the duplicate mark)
--- KEYS[3] outbox   hash: order id -> reservation wire form (the relay finds
---                  the entries left there too long: relay.lua)
+-- KEYS[3] outbox   hash: one entry a call that took units: the order ids
+--                  taken, joined by spaces -> their wire forms, joined by
+--                  newlines (flashgate.ParseEntry; the relay finds the
+--                  entries left there too long: relay.lua)
 -- KEYS[4] xin      optional, zset: transfer id -> ms when credited
 -- KEYS[#KEYS] ep   hash: the fence (see fence.lua)
 -- ARGV[1] now (unix ms): when a transfer is credited
@@ -18,16 +20,22 @@
 -- ARGV[4..] the buyers, three arguments each: user id, order id,
 --   reservation wire form.
 -- Each buyer, in order, as if alone:
---   - the user's mark holds this very order: reserved, with the units left
---     now (a caller that retried a call that ran reserves once);
+--   - the user's mark holds this very order: reserved already, with the
+--     units left now (a caller that retried a call that ran reserves once;
+--     its entry is the earlier call's);
 --   - the mark holds another order: duplicate, with that order (a user twice
 --     in one batch: the second sees the first's mark);
 --   - no units left: the shard is empty (the caller may borrow);
---   - else one unit is taken: the mark and the outbox entry are written.
+--   - else one unit is taken and the mark written.
 -- The checks run once per call (the stock loaded, the fence), and the writes
--- once per call for all the units taken.
+-- once per call for all the units taken: one outbox entry holds them all, so
+-- that one Kafka message carries them and one HDEL settles them (writing and
+-- removing an entry a buyer cost Redis about 1.7 µs a buyer:
+-- docs/performance.md).
 -- Reply: two entries per buyer, in the buyers' order:
 --   0, left      reserved; left units remained in the shard after it
+--   4, left      reserved before this buyer's turn (the mark holds this
+--                order already): it is not in this call's entry
 --   1, order_id  duplicate: the user already holds order_id on this item
 --   2, 0         the shard is empty
 --   3, 0         the shard's stock is not loaded (then for every buyer)
@@ -55,13 +63,13 @@ for i = 1, buyers do
 end
 local marks = redis.call('HMGET', KEYS[2], unpack(users))
 local taken = {} -- user -> order taken in this call
-local newMarks, entries = {}, {} -- HSET arguments
+local newMarks, ids, wires = {}, {}, {}
 local took = 0
 for i = 1, buyers do
   local user, order = users[i], ARGV[3 * i + 2]
   local mark = taken[user] or marks[i]
   if mark == order then
-    reply[2 * i - 1], reply[2 * i] = 0, n - took
+    reply[2 * i - 1], reply[2 * i] = 4, n - took
   elseif mark then
     reply[2 * i - 1], reply[2 * i] = 1, mark
   elseif n - took <= 0 then
@@ -70,13 +78,13 @@ for i = 1, buyers do
     took = took + 1
     taken[user] = order
     newMarks[2 * took - 1], newMarks[2 * took] = user, order
-    entries[2 * took - 1], entries[2 * took] = order, ARGV[3 * i + 3]
+    ids[took], wires[took] = order, ARGV[3 * i + 3]
     reply[2 * i - 1], reply[2 * i] = 0, n - took
   end
 end
 if took > 0 then
   redis.call('DECRBY', KEYS[1], took)
   redis.call('HSET', KEYS[2], unpack(newMarks))
-  redis.call('HSET', KEYS[3], unpack(entries))
+  redis.call('HSET', KEYS[3], table.concat(ids, ' '), table.concat(wires, '\n'))
 end
 return reply

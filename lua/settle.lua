@@ -1,10 +1,10 @@
 -- settle: drop outbox entries whose orders are committed in MySQL, and the
 -- relay's stamps of those that were relayed (rare: the hash usually does not
 -- exist, and then this is one EXISTS).
--- KEYS[1] outbox   hash: order id -> reservation wire form
--- KEYS[2] relayed  hash: order id -> ms when a relay last answered it
--- ARGV    order ids, any number: they are passed to HDEL in chunks, as Lua's
---         unpack fails past about 8,000 values.
+-- KEYS[1] outbox   hash: order ids -> reservations (reserve.lua)
+-- KEYS[2] relayed  hash: outbox field -> ms when a relay last answered it
+-- ARGV    outbox fields (flashgate.EntryField), any number: they are passed
+--         to HDEL in chunks, as Lua's unpack fails past about 8,000 values.
 -- Reply: the number of outbox entries removed
 local n = 0
 local stamped = redis.call('EXISTS', KEYS[2]) == 1

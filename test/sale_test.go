@@ -13,6 +13,7 @@ import (
 
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/kafka"
+	"github.com/flashgate/flashgate/internal/redis"
 	"github.com/flashgate/flashgate/internal/testenv"
 )
 
@@ -174,12 +175,19 @@ func TestRelayProducesLostReservation(t *testing.T) {
 	s := start(t, nil)
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 2})
 	ctx := context.Background()
-	it, err := s.app.Store.Items().Get(ctx, item, time.Now())
+	// A store of its own, as a gateway's before it announces (the app's
+	// store hands every reserve call to the gateway's producer).
+	store, err := redis.Open(ctx, redis.Options{Addrs: s.app.Config.RedisAddrs, Prefix: s.app.Config.RedisPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	it, err := store.Items().Get(ctx, item, time.Now())
 	if err != nil || it.Missing {
 		t.Fatalf("item: %v", err)
 	}
 	r := flashgate.Reservation{OrderID: flashgate.NewOrderIDs().New(item), ItemID: item, UserID: 77, Amount: 990, At: time.Now()}
-	res, err := s.app.Store.Buy(ctx, it, &r, nil) // the script ran; nothing is produced
+	res, err := store.Buy(ctx, it, &r, nil) // the script ran; nothing is produced
 	if err != nil || res.OrderID != r.OrderID {
 		t.Fatalf("buy: %+v %v", res, err)
 	}

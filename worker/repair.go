@@ -165,23 +165,30 @@ func (w *Worker) rebuildItem(ctx context.Context, f fencedItem) error {
 	for user, order := range snap.Live {
 		marks[flashgate.HomeShard(user, shards)][user] = order
 	}
-	// Reservations without rows, oldest first: the first of a user becomes
-	// live (the worker writes a partition in order; a user's reservations
-	// share one), any later one is refused by the one-live-order key.
+	// Reservations without rows, oldest first: the first of a user is
+	// marked. A user has two only if marks were lost while entries were not
+	// (a rewind drops a suffix of writes, and a reservation's mark and entry
+	// are written by one script, so it does not); then whichever reaches
+	// MySQL second is refused by the one-live-order key, stored cancelled.
 	var waiting []flashgate.Reservation
 	settled := make([][]string, shards)
 	for shard, ob := range outboxes {
-		for id, wire := range ob {
-			if snap.Rows[id] {
-				settled[shard] = append(settled[shard], id)
-				continue
-			}
-			r, err := flashgate.ParseReservation([]byte(wire))
+		for field, value := range ob {
+			rs, err := flashgate.ParseEntry([]byte(value))
 			if err != nil {
-				w.log.Error("repair: malformed outbox entry", "item", item, "order", id, "err", err)
+				w.log.Error("repair: malformed outbox entry", "item", item, "orders", field, "err", err)
 				continue
 			}
-			waiting = append(waiting, r)
+			written := true
+			for _, r := range rs {
+				if !snap.Rows[r.OrderID] {
+					waiting = append(waiting, r)
+					written = false
+				}
+			}
+			if written {
+				settled[shard] = append(settled[shard], field)
+			}
 		}
 	}
 	sort.Slice(waiting, func(i, j int) bool { return waiting[i].At.Before(waiting[j].At) })

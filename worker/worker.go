@@ -286,17 +286,23 @@ func (w *Worker) batchContext(ctx context.Context) (context.Context, context.Can
 // which case the batch is left uncommitted and will be consumed again).
 func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kafka.Message) {
 	rs := make([]flashgate.Reservation, 0, len(msgs))
+	var entries []entry
 	for _, m := range msgs {
-		r, err := flashgate.ParseReservation(m.Value)
-		if err == nil && !mysql.ValidOrderID(r.OrderID) {
-			err = errors.New("order id not storable: not 1 to 64 printable ASCII characters")
+		// A message is an outbox entry: the reservations of one reserve
+		// call, settled together once the batch is written.
+		es, err := flashgate.ParseEntry(m.Value)
+		for _, r := range es {
+			if !mysql.ValidOrderID(r.OrderID) {
+				err = errors.New("order id not storable: not 1 to 64 printable ASCII characters")
+			}
 		}
 		if err != nil {
 			w.m.written.WithLabelValues("malformed").Inc()
 			w.log.Error("skip malformed reservation", "err", err, "partition", m.Partition, "offset", m.Offset)
 			continue
 		}
-		rs = append(rs, r)
+		entries = append(entries, entry{itemShard{es[0].ItemID, es[0].Shard}, flashgate.EntryField(es)})
+		rs = append(rs, es...)
 	}
 	for backoff := 100 * time.Millisecond; len(rs) > 0; backoff = min(2*backoff, 5*time.Second) {
 		start := time.Now()
@@ -334,7 +340,13 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 			return // rows are written: a replay after restart is harmless
 		}
 	}
-	w.settle(ctx, rs)
+	w.settle(ctx, entries)
+}
+
+// entry names the outbox entry of a message: its shard and field.
+type entry struct {
+	at    itemShard
+	field string
 }
 
 // unmark clears the duplicate marks of reservations the stock guard refused
@@ -356,20 +368,15 @@ func (w *Worker) unmark(ctx, stop context.Context, rs []flashgate.Reservation) {
 	}
 }
 
-// settle clears the outbox entries of written reservations. A failure only
+// settle clears the outbox entries of written messages. A failure only
 // means the relay produces them again later, which writes nothing twice.
-func (w *Worker) settle(ctx context.Context, rs []flashgate.Reservation) {
-	type shardKey struct {
-		item  int64
-		shard int
+func (w *Worker) settle(ctx context.Context, entries []entry) {
+	groups := map[itemShard][]string{}
+	for _, e := range entries {
+		groups[e.at] = append(groups[e.at], e.field)
 	}
-	groups := map[shardKey][]string{}
-	for _, r := range rs {
-		k := shardKey{r.ItemID, r.Shard}
-		groups[k] = append(groups[k], r.OrderID)
-	}
-	for k, ids := range groups {
-		if _, err := w.store.Settle(ctx, k.item, k.shard, ids); err != nil {
+	for k, fields := range groups {
+		if _, err := w.store.Settle(ctx, k.item, k.shard, fields); err != nil {
 			w.m.errors.WithLabelValues("settle").Inc()
 			w.log.Warn("settle outbox", "item", k.item, "err", err)
 		}
@@ -478,18 +485,21 @@ func (w *Worker) Relay(ctx context.Context) error {
 				continue
 			}
 			msgs := make([]kafka.Message, 0, len(wires))
+			n := 0
 			for _, v := range wires {
-				r, err := flashgate.ParseReservation(v)
+				es, err := flashgate.ParseEntry(v)
 				if err != nil {
 					continue
 				}
-				msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, r.UserID, 10), Value: v})
+				// Keyed as the gateway keys it (redis.Announcer).
+				msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, es[0].UserID, 10), Value: v})
+				n += len(es)
 			}
 			if err := w.producer.Write(ctx, msgs...); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			w.m.relayed.Add(float64(len(msgs)))
+			w.m.relayed.Add(float64(n))
 		}
 	}
 	return errors.Join(errs...)

@@ -130,9 +130,10 @@ func redisCPU(b *testing.B, s *redis.Store) (float64, int64) {
 }
 
 // BenchmarkBuySettleRedisCPU is the Redis CPU of an order's whole buy path:
-// BenchmarkReserveRedisCPU's buys, the worker's settle of each order once it
-// is a row, batched per shard as the worker's settles are (100 orders a call
-// here; the worker's carry about 116 under load), and the worker's relay
+// BenchmarkReserveRedisCPU's buys, the worker's settle of each reserve call's
+// entry once its orders are rows, batched per shard as the worker's settles
+// are (entries of 100 orders or more a call here; the worker's carry about
+// 116 orders under load), and the worker's relay
 // passes over every shard, one a second as the worker's (FLASHGATE_RELAY_AFTER
 // 5s), then one at the end with everything due, so that what a relay spends
 // per order on any order later is counted too. Reported per order as
@@ -168,18 +169,30 @@ func BenchmarkBuySettleRedisCPU(b *testing.B) {
 			}
 		}
 	})
-	buyParallel(b, s, it, func(r *flashgate.Reservation) {
-		mu[r.Shard].Lock()
-		written[r.Shard] = append(written[r.Shard], r.OrderID)
+	// Each reserve call's entry is announced as the gateway announces it
+	// to Kafka; the worker then settles it by its field.
+	var orders [shards]int
+	s.Announce(func(_ context.Context, _, value []byte) error {
+		rs, err := flashgate.ParseEntry(value)
+		if err != nil {
+			b.Error(err)
+			return err
+		}
+		sh := rs[0].Shard
+		mu[sh].Lock()
+		written[sh] = append(written[sh], flashgate.EntryField(rs))
+		orders[sh] += len(rs)
 		var batch []string
-		if len(written[r.Shard]) >= settleBatch {
-			batch, written[r.Shard] = written[r.Shard], nil
+		if orders[sh] >= settleBatch {
+			batch, written[sh], orders[sh] = written[sh], nil, 0
 		}
-		mu[r.Shard].Unlock()
+		mu[sh].Unlock()
 		if batch != nil {
-			settle(r.Shard, batch)
+			settle(sh, batch)
 		}
+		return nil
 	})
+	buyParallel(b, s, it, nil)
 	for sh := range written {
 		settle(sh, written[sh])
 	}

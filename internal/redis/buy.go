@@ -19,8 +19,11 @@ type BuyResult struct {
 	OrderID string         // the new order, or the one the user holds
 	Shard   int
 	// Wire is the reservation's wire form as written to the outbox, built
-	// in the buffer passed to Buy: the Kafka message of a new order.
+	// in the buffer passed to Buy.
 	Wire []byte
+	// Unannounced is the error of handing the reservation to Kafka
+	// (Store.Announce), on Reserved: it waits in the outbox for the relay.
+	Unannounced error
 }
 
 // maxAttempts bounds the borrowing rounds of one buy. Each round either
@@ -55,7 +58,15 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 			if res.Left == 0 {
 				it.markEmpty(home, true)
 			}
-			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home, Wire: wire}, nil
+			if res.Earlier {
+				// Its entry is an earlier call's, which this buy cannot
+				// tell was announced: announce the reservation alone
+				// (the worker writes it once, whichever copy comes).
+				b := &buyer{user: r.UserID, order: r.OrderID, wire: wire, res: ReserveResult{Outcome: Reserved}}
+				s.announceCall(ctx, []*buyer{b})
+				res.Unannounced = b.res.Unannounced
+			}
+			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home, Wire: wire, Unannounced: res.Unannounced}, nil
 		case DuplicateBuyer:
 			return BuyResult{Outcome: DuplicateBuyer, OrderID: res.OrderID, Shard: home, Wire: wire}, nil
 		case ShardNotLoaded:
@@ -174,22 +185,32 @@ func (s *Store) maybeSoldOut(ctx context.Context, it *CachedItem) error {
 	return nil
 }
 
-// PendingOrder returns the reservation of a pending order from the outbox of
-// the user's home shard, or false.
+// PendingOrder returns the reservation of an order that user holds in
+// Redis (the buyer mark of the user's home shard names it), for a caller
+// that found no row of it: every field of a reservation is known from the
+// mark, the order id (its item and millisecond: the gateway makes both from
+// the same time) and the item (its price is fixed once published). It reads
+// the mark rather than the outbox, whose entries are named by all the order
+// ids of their reserve call.
 func (s *Store) PendingOrder(ctx context.Context, it *CachedItem, userID int64, orderID string) (flashgate.Reservation, bool, error) {
+	itemID, ok := flashgate.OrderItem(orderID)
+	ms, mok := flashgate.OrderIDMilli(orderID)
+	if !ok || !mok || itemID != it.ID {
+		return flashgate.Reservation{}, false, nil
+	}
 	shard := flashgate.HomeShard(userID, it.Shards)
-	v, err := s.c.Do(ctx, s.c.B().Hget().Key(s.shardKey(it.ID, shard, "outbox")).Field(orderID).Build()).AsBytes()
+	mark, err := s.c.Do(ctx, s.c.B().Hget().Key(s.shardKey(it.ID, shard, "buyers")).Field(strconv.FormatInt(userID, 10)).Build()).ToString()
 	if rueidis.IsRedisNil(err) {
 		return flashgate.Reservation{}, false, nil
 	}
 	if err != nil {
-		return flashgate.Reservation{}, false, fmt.Errorf("read outbox: %w", err)
+		return flashgate.Reservation{}, false, fmt.Errorf("read buyer mark: %w", err)
 	}
-	r, err := flashgate.ParseReservation(v)
-	if err != nil || r.UserID != userID {
-		return flashgate.Reservation{}, false, err
+	if mark != orderID {
+		return flashgate.Reservation{}, false, nil
 	}
-	return r, true, nil
+	return flashgate.Reservation{OrderID: orderID, ItemID: it.ID, UserID: userID, Amount: it.Price,
+		Shard: shard, At: time.UnixMilli(ms).UTC()}, true, nil
 }
 
 // A relay pass over a shard's outbox is a series of HSCAN steps of about
@@ -245,8 +266,8 @@ func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64,
 		}
 		due := args[:3:3] // then the ids due
 		for i := 0; i+1 < len(e.Elements); i += 2 {
-			if id := e.Elements[i]; relayDue(id, before, ahead) {
-				due = append(due, id)
+			if field := e.Elements[i]; relayDue(flashgate.EntryFirstID(field), before, ahead) {
+				due = append(due, field)
 			}
 		}
 		if len(due) > 3 {
@@ -267,7 +288,7 @@ func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64,
 	return wires, cursor, nil
 }
 
-// relayDue reports whether an outbox entry is due by its order id: made
+// relayDue reports whether an outbox entry is due by its first order id: made
 // before the time whose OrderIDsBefore is before, or at or after ahead's (a
 // clock gone wrong: it would never be due), or not an id of flashgate's,
 // which tells no time.
@@ -280,9 +301,13 @@ func relayDue(id, before, ahead string) bool {
 
 // OutboxIDs returns the order ids in a shard's outbox.
 func (s *Store) OutboxIDs(ctx context.Context, item int64, shard int) ([]string, error) {
-	ids, err := s.c.Do(ctx, s.c.B().Hkeys().Key(s.shardKey(item, shard, "outbox")).Build()).AsStrSlice()
+	fields, err := s.c.Do(ctx, s.c.B().Hkeys().Key(s.shardKey(item, shard, "outbox")).Build()).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	var ids []string
+	for _, f := range fields {
+		ids = append(ids, flashgate.EntryIDs(f)...)
 	}
 	return ids, nil
 }

@@ -204,3 +204,54 @@ func TestRelayDropsLegacyRecords(t *testing.T) {
 		t.Fatalf("legacy keys after a relay pass: %d %v", n, err)
 	}
 }
+
+// TestRelayEntryOfACall: the relay returns the entry of a call whole, as
+// one value holding every reservation of the call, due by its first order's
+// time; settling its field removes all of them.
+func TestRelayEntryOfACall(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	if _, err := plain.Preload(ctx, 1, 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Truncate(time.Millisecond)
+	ids := flashgate.NewOrderIDs()
+	buys := make([]buy, 4) // a call of one, then a call of three
+	for i := range buys {
+		buys[i] = buy{user: int64(i + 1), order: string(ids.Append(nil, 1, t0))}
+	}
+	reserveQueued(t, s, c, 1, buys)
+	if got := relayed(t, plain, t0.Add(relayAfter), 1000); len(got) != 0 {
+		t.Fatalf("relayed %v before due", got)
+	}
+	var values [][]byte
+	for cursor := uint64(0); ; {
+		vs, next, err := plain.Stale(ctx, 1, 0, cursor, t0.Add(relayAfter+time.Millisecond), relayAfter, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, vs...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	var call []flashgate.Reservation
+	for _, v := range values {
+		rs, err := flashgate.ParseEntry(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 3 {
+			call = rs
+		}
+	}
+	if len(values) != 2 || len(call) != 3 || call[0].OrderID != buys[1].order || call[2].OrderID != buys[3].order {
+		t.Fatalf("relayed %q, want the call of one and the call of three", values)
+	}
+	if n, err := plain.Settle(ctx, 1, 0, []string{flashgate.EntryField(call)}); err != nil || n != 1 {
+		t.Fatalf("settle the call's entry: %d %v", n, err)
+	}
+	if ids, err := plain.OutboxIDs(ctx, 1, 0); err != nil || len(ids) != 1 || ids[0] != buys[0].order {
+		t.Fatalf("outbox after settling the call: %v %v", ids, err)
+	}
+}

@@ -64,6 +64,7 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 	if next := k.queue.handOff(); next != nil {
 		next.done <- struct{}{}
 	}
+	s.announceCall(ctx, me.batch)
 	for _, b := range me.batch[1:] {
 		b.done <- struct{}{}
 	}
@@ -146,6 +147,55 @@ func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
 	}
 }
 
+// An Announcer hands to Kafka the outbox entry of a reserve call that took
+// units: value is the entry's value (flashgate.ParseEntry), the Kafka
+// message, and key the user id of its first reservation. The call's leader
+// calls it once, after the next call started and before any buyer of the
+// call gets its answer; its error is every taken buyer's Unannounced.
+type Announcer func(ctx context.Context, key, value []byte) error
+
+// Announce sets the function that hands each reserve call's entry to Kafka
+// (the gateway's producer). Until it is set (tools, tests), entries wait in
+// the outbox for the relay.
+func (s *Store) Announce(a Announcer) { s.announce.Store(&a) }
+
+// announceCall hands the entry of a call to Kafka: the reservations the
+// call took, in the order the script wrote them (buyers answered Reserved,
+// not Earlier), joined as reserve.lua joined them.
+func (s *Store) announceCall(ctx context.Context, batch []*buyer) {
+	a := s.announce.Load()
+	if a == nil {
+		return
+	}
+	var took []*buyer
+	for _, b := range batch {
+		if b.err == nil && b.res.Outcome == Reserved && !b.res.Earlier {
+			took = append(took, b)
+		}
+	}
+	if len(took) == 0 {
+		return
+	}
+	value := took[0].wire
+	if len(took) > 1 {
+		n := len(took) - 1
+		for _, b := range took {
+			n += len(b.wire)
+		}
+		value = make([]byte, 0, n)
+		for i, b := range took {
+			if i > 0 {
+				value = append(value, '\n')
+			}
+			value = append(value, b.wire...)
+		}
+	}
+	err := (*a)(ctx, strconv.AppendInt(nil, took[0].user, 10), value)
+	for _, b := range took {
+		b.res.Unannounced = err
+	}
+}
+
 // CreditReserve runs reserve.lua on the user's home shard with a transfer:
 // it credits transfer xferID (once) and reserves the user's unit in the same
 // step. A borrow is rare, and is not coalesced: its call carries only its
@@ -162,8 +212,14 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 	if len(res) != 1 {
 		return ReserveResult{}, fmt.Errorf("reserve: %d answers for 1 buyer", len(res))
 	}
-	return res[0], nil
+	b := &buyer{user: userID, order: orderID, wire: wire, res: res[0]}
+	s.announceCall(ctx, []*buyer{b})
+	return b.res, nil
 }
+
+// reservedEarlier is the script's code for a buyer whose mark held its order
+// already: Reserved, Earlier.
+const reservedEarlier ReserveOutcome = 4
 
 // parseReserve reads the script's reply: two entries per buyer.
 func parseReserve(vals []rueidis.RedisMessage, err error) ([]ReserveResult, error) {
@@ -182,6 +238,9 @@ func parseReserve(vals []rueidis.RedisMessage, err error) ([]ReserveResult, erro
 		r := ReserveResult{Outcome: ReserveOutcome(code)}
 		switch r.Outcome {
 		case Reserved:
+			r.Left, _ = vals[2*i+1].AsInt64()
+		case reservedEarlier:
+			r.Outcome, r.Earlier = Reserved, true
 			r.Left, _ = vals[2*i+1].AsInt64()
 		case DuplicateBuyer:
 			r.OrderID, _ = vals[2*i+1].ToString()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,8 +125,9 @@ func TestReserveCoalesces(t *testing.T) {
 		t.Fatal(err)
 	}
 	buys := make([]buy, buyers)
+	ids := flashgate.NewOrderIDs()
 	for i := range buys {
-		buys[i] = buy{user: int64(1000 + i), order: fmt.Sprintf("o%d", i)}
+		buys[i] = buy{user: int64(1000 + i), order: ids.New(item)}
 	}
 	reserveQueued(t, s, c, item, buys)
 	// The first call carries the first buy; the 199 others queue behind
@@ -146,13 +148,36 @@ func TestReserveCoalesces(t *testing.T) {
 	if err != nil || counts[0].Stock != 0 || len(counts[0].Outbox) != units {
 		t.Fatalf("shard after the buys: %+v %v", counts, err)
 	}
-	// Each taken unit is in the outbox with its buyer's reservation, and
-	// its buyer holds the mark.
+	// The taken units are in one outbox entry a call that took any (the
+	// first three: 1, 64 and 35 units), each with its buyers'
+	// reservations in their order; each buyer holds the mark.
+	outbox, err := plain.Outbox(ctx, item, 0)
+	if err != nil || len(outbox) != 3 {
+		t.Fatalf("outbox: %d entries, want 3 (%v)", len(outbox), err)
+	}
+	next := 0
+	for _, n := range []int{1, 64, 35} {
+		call := buys[next : next+n]
+		next += n
+		field := call[0].order
+		for _, b := range call[1:] {
+			field += " " + b.order
+		}
+		rs, err := flashgate.ParseEntry([]byte(outbox[field]))
+		if err != nil || len(rs) != n {
+			t.Fatalf("entry of the call of %d from %s: %d reservations, %v", n, call[0].order, len(rs), err)
+		}
+		for i, b := range call {
+			if rs[i].OrderID != b.order || rs[i].UserID != b.user || rs[i].ItemID != item {
+				t.Fatalf("entry's reservation %d: %+v, want order %s of user %d", i, rs[i], b.order, b.user)
+			}
+		}
+	}
 	for _, b := range buys[:units] {
-		it := &redis.CachedItem{Item: flashgate.Item{ID: item, Shards: 1}}
+		it := &redis.CachedItem{Item: flashgate.Item{ID: item, Shards: 1, Price: 100}}
 		r, ok, err := plain.PendingOrder(ctx, it, b.user, b.order)
-		if err != nil || !ok || r.OrderID != b.order || r.UserID != b.user {
-			t.Fatalf("outbox entry of %s: %+v %v %v", b.order, r, ok, err)
+		if err != nil || !ok || r.OrderID != b.order || r.UserID != b.user || r.Amount != 100 {
+			t.Fatalf("pending order %s: %+v %v %v", b.order, r, ok, err)
 		}
 	}
 	if got := reserve(t, plain, item, 0, buys[0].user, "again"); got.Outcome != redis.DuplicateBuyer || got.OrderID != buys[0].order {
@@ -184,7 +209,7 @@ func TestReserveSameUserInOneCall(t *testing.T) {
 		{Outcome: redis.Reserved, Left: 8},
 		{Outcome: redis.Reserved, Left: 7},
 		{Outcome: redis.DuplicateBuyer, OrderID: "a"},
-		{Outcome: redis.Reserved, Left: 7},
+		{Outcome: redis.Reserved, Left: 7, Earlier: true}, // not in the entry again
 		{Outcome: redis.DuplicateBuyer, OrderID: "lead"},
 	}
 	for i, b := range buys {
@@ -198,6 +223,63 @@ func TestReserveSameUserInOneCall(t *testing.T) {
 	counts, err := plain.Counts(ctx, item, 1)
 	if err != nil || counts[0].Stock != 7 || len(counts[0].Outbox) != 3 {
 		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+}
+
+// TestReserveAnnouncesOneEntryACall: a call that took units hands Kafka one
+// message, the call's outbox entry as the script wrote it, keyed by its
+// first buyer; the announcer's error reaches the buyers it took and only
+// them; a buy whose unit an earlier call took is announced alone.
+func TestReserveAnnouncesOneEntryACall(t *testing.T) {
+	s, plain, c := openGated(t)
+	ctx := context.Background()
+	const item = 6
+	if _, err := plain.Preload(ctx, item, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	type message struct{ key, value string }
+	var mu sync.Mutex
+	var got []message
+	refuse := errors.New("kafka refused")
+	s.Announce(func(_ context.Context, key, value []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, message{string(key), string(value)})
+		return refuse
+	})
+	ids := flashgate.NewOrderIDs()
+	buys := []buy{
+		{user: 1, order: ids.New(item)},
+		{user: 2, order: ids.New(item)},
+		{user: 1, order: ids.New(item)}, // duplicate
+		{user: 3, order: ids.New(item)},
+		{user: 4, order: ids.New(item)}, // the shard is empty
+	}
+	reserveQueued(t, s, c, item, buys)
+	outbox, err := plain.Outbox(ctx, item, 0)
+	if err != nil || len(outbox) != 2 {
+		t.Fatalf("outbox: %v %v", outbox, err)
+	}
+	lead, rest := buys[0].order, buys[1].order+" "+buys[3].order
+	want := []message{{"1", outbox[lead]}, {"2", outbox[rest]}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] || strings.Count(got[1].value, "\n") != 1 {
+		t.Fatalf("announced %q, want %q", got, want)
+	}
+	for i, b := range buys {
+		taken := i == 0 || i == 1 || i == 3
+		if b.err != nil || (b.res.Outcome == redis.Reserved) != taken || (b.res.Unannounced == refuse) != taken {
+			t.Errorf("buy %d: %+v %v", i, b.res, b.err)
+		}
+	}
+	// The script run again for buy 1 (a retry): reserved earlier, so Buy
+	// announces its reservation alone.
+	got = nil
+	it := &redis.CachedItem{Item: flashgate.Item{ID: item, Shards: 1, Price: 100}}
+	r := flashgate.Reservation{OrderID: buys[1].order, ItemID: item, UserID: 2, Amount: 100, At: time.Now()}
+	res, err := s.Buy(ctx, it, &r, nil)
+	if err != nil || res.Outcome != redis.Reserved || res.Unannounced != refuse || len(got) != 1 ||
+		got[0] != (message{"2", string(res.Wire)}) {
+		t.Fatalf("a retried buy: %+v %v, announced %q", res, err, got)
 	}
 }
 

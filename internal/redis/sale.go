@@ -160,8 +160,8 @@ func (s *Store) Counts(ctx context.Context, item int64, shards int) ([]ShardCoun
 		out[sh].Stock, _ = vals[0].AsInt64()
 		out[sh].Transfer, _ = vals[1].AsInt64()
 		for _, v := range vals[2:] {
-			id, _ := v.ToString()
-			out[sh].Outbox = append(out[sh].Outbox, id)
+			field, _ := v.ToString()
+			out[sh].Outbox = append(out[sh].Outbox, flashgate.EntryIDs(field)...)
 		}
 	}
 	return out, nil

@@ -6,8 +6,8 @@
 //
 //	<prefix>:{i42:3}:stock    units left in shard 3 of item 42
 //	<prefix>:{i42:3}:buyers   user id -> order id (duplicate marks)
-//	<prefix>:{i42:3}:outbox   order id -> reservation not yet in MySQL
-//	<prefix>:{i42:3}:relayed  order id -> ms when the relay last produced it (relayed entries only)
+//	<prefix>:{i42:3}:outbox   order ids -> reservations not yet in MySQL, an entry a reserve call (flashgate.ParseEntry)
+//	<prefix>:{i42:3}:relayed  outbox field -> ms when the relay last produced it (relayed entries only)
 //	<prefix>:{i42:3}:queue    written by gateways before 2026-11-30 ("<ms> <order id>"); the relay drops it
 //	<prefix>:{i42:3}:pending  written by gateways before 2026-11 (order id -> ms); the relay drops it
 //	<prefix>:{i42:3}:xout     transfers out of the shard not yet settled
@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -44,6 +45,8 @@ type Store struct {
 	log    *slog.Logger
 	items  *ItemCache
 	keys   keyCache
+
+	announce atomic.Pointer[Announcer]
 
 	reserve, take, credit, release, preload, settle, relay *rueidis.Lua
 	withdraw, count, heartbeat                             *rueidis.Lua
@@ -242,6 +245,14 @@ type ReserveResult struct {
 	Outcome ReserveOutcome
 	Left    int64  // units left in the shard after a reservation
 	OrderID string // the order the user already holds, on DuplicateBuyer
+	// Earlier is set on Reserved when the user's mark held this very order
+	// already (a retry of a call that ran): its reservation is in an
+	// earlier call's outbox entry, and this call announced nothing for it.
+	Earlier bool
+	// Unannounced is the error of handing the call's outbox entry to Kafka
+	// (Store.Announce), on Reserved: the reservation waits in the outbox,
+	// and the relay produces it later.
+	Unannounced error
 }
 
 // Take runs take.lua on the donor shard from, logging a transfer of up to
@@ -308,14 +319,15 @@ func (s *Store) Preload(ctx context.Context, item int64, shard int, units int64)
 	return n == 1, nil
 }
 
-// Settle runs settle.lua: it removes orders written to MySQL from a shard's
-// outbox and returns how many entries it removed.
-func (s *Store) Settle(ctx context.Context, item int64, shard int, orderIDs []string) (int64, error) {
-	if len(orderIDs) == 0 {
+// Settle runs settle.lua: it removes from a shard's outbox the entries of
+// fields (flashgate.EntryField) whose orders are all written to MySQL, and
+// returns how many it removed.
+func (s *Store) Settle(ctx context.Context, item int64, shard int, fields []string) (int64, error) {
+	if len(fields) == 0 {
 		return 0, nil
 	}
 	keys := []string{s.shardKey(item, shard, "outbox"), s.shardKey(item, shard, "relayed")}
-	n, err := s.exec(ctx, s.settle, keys, orderIDs).AsInt64()
+	n, err := s.exec(ctx, s.settle, keys, fields).AsInt64()
 	if err != nil {
 		return 0, fmt.Errorf("settle outbox: %w", err)
 	}
