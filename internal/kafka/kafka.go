@@ -5,6 +5,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -242,7 +243,7 @@ func NewProducer(o ProducerOptions) *Producer {
 func (p *Producer) Enqueue(m Message) bool {
 	select {
 	case <-p.closing:
-		p.dropped.Add(1)
+		p.dropped.Add(reservations(m))
 		return false
 	default:
 	}
@@ -250,7 +251,7 @@ func (p *Producer) Enqueue(m Message) bool {
 	case p.queue <- queued{m: m}:
 		return true
 	default:
-		p.dropped.Add(1)
+		p.dropped.Add(reservations(m))
 		return false
 	}
 }
@@ -269,14 +270,14 @@ func (p *Producer) Produce(ctx context.Context, m Message) error {
 	done := make(chan error, 1)
 	select {
 	case <-p.closing:
-		p.dropped.Add(1)
+		p.dropped.Add(reservations(m))
 		return ErrNotAcked
 	default:
 	}
 	select {
 	case p.queue <- queued{m: m, done: done}:
 	default:
-		p.dropped.Add(1)
+		p.dropped.Add(reservations(m))
 		return ErrNotAcked
 	}
 	select {
@@ -291,17 +292,27 @@ func (p *Producer) Produce(ctx context.Context, m Message) error {
 func (p *Producer) Write(ctx context.Context, msgs ...Message) error {
 	p.writes.Add(1)
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		p.failed.Add(uint64(len(msgs)))
+		p.failed.Add(reservations(msgs...))
 		return fmt.Errorf("produce: %w", err)
 	}
-	p.produced.Add(uint64(len(msgs)))
+	p.produced.Add(reservations(msgs...))
 	return nil
+}
+
+// reservations counts the reservations msgs carry: a message holds those of
+// one reserve call, one a line (flashgate.ParseEntry).
+func reservations(msgs ...Message) uint64 {
+	n := 0
+	for i := range msgs {
+		n += 1 + bytes.Count(msgs[i].Value, []byte{'\n'})
+	}
+	return uint64(n)
 }
 
 // Writes returns how many synchronous writes (produce batches) were made.
 func (p *Producer) Writes() uint64 { return p.writes.Load() }
 
-// Stats returns counters: messages produced, failed and dropped.
+// Stats returns counters: reservations produced, failed and dropped.
 func (p *Producer) Stats() (produced, failed, dropped uint64) {
 	return p.produced.Load(), p.failed.Load(), p.dropped.Load()
 }
