@@ -7,11 +7,13 @@ package test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/kafka"
 	"github.com/flashgate/flashgate/internal/redis"
 	"github.com/flashgate/flashgate/internal/testenv"
@@ -248,5 +250,70 @@ func TestReplayedMessageWritesOnce(t *testing.T) {
 	s.app.DB.Get(&left, "SELECT stock_left FROM seckill_item WHERE id = ?", item)
 	if left != 4 {
 		t.Fatalf("stock_left %d, want 4", left)
+	}
+}
+
+// TestMessageOfACall: a Kafka message holds the reservations of one reserve
+// call, one a line, and mirrors its outbox entry. The worker writes every
+// good line, in transactions of at most FLASHGATE_WORKER_BATCH reservations,
+// and then removes the entry; an entry with a line it cannot read keeps its
+// other reservations written but stays in the outbox (the relay produces it
+// again, and the bad line is counted malformed each time).
+func TestMessageOfACall(t *testing.T) {
+	s := start(t, func(c *config.Config) { c.WorkerBatch = 2 })
+	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 10, "shards": 1})
+	ctx := context.Background()
+	before := scrape(t, s.app.HTTPAddr)
+	ids := flashgate.NewOrderIDs()
+	entry := func(users ...int64) ([]flashgate.Reservation, []string) {
+		var rs []flashgate.Reservation
+		var lines []string
+		for _, u := range users {
+			r := flashgate.Reservation{OrderID: ids.New(item), ItemID: item, UserID: u, Amount: 990, At: time.Now().Truncate(time.Millisecond)}
+			rs = append(rs, r)
+			lines = append(lines, string(r.AppendWire(nil)))
+		}
+		return rs, lines
+	}
+	whole, wholeLines := entry(101, 102, 103, 104, 105)
+	part, partLines := entry(106, 107)
+	partLines = append(partLines[:1], "r1|not a reservation", partLines[1])
+	c := s.app.Store.Client()
+	outbox := fmt.Sprintf("%s:{i%d:0}:outbox", s.app.Store.Prefix(), item)
+	partField := part[0].OrderID + " not-an-id " + part[1].OrderID
+	if err := c.Do(ctx, c.B().Hset().Key(outbox).FieldValue().
+		FieldValue(flashgate.EntryField(whole), strings.Join(wholeLines, "\n")).
+		FieldValue(partField, strings.Join(partLines, "\n")).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := []kafka.Message{
+		{Key: []byte("101"), Value: []byte(strings.Join(wholeLines, "\n"))},
+		{Key: []byte("106"), Value: []byte(strings.Join(partLines, "\n"))},
+	}
+	if err := s.app.Producer.Write(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		got := rows(t, s, item)
+		for _, r := range append(whole, part...) {
+			if got[r.OrderID] != r.UserID {
+				return fmt.Errorf("no row for %s of user %d yet", r.OrderID, r.UserID)
+			}
+		}
+		if n, err := c.Do(ctx, c.B().Hexists().Key(outbox).Field(flashgate.EntryField(whole)).Build()).AsInt64(); err != nil || n != 0 {
+			return fmt.Errorf("the entry written whole is still in the outbox (%v)", err)
+		}
+		return nil
+	})
+	if n, err := c.Do(ctx, c.B().Hexists().Key(outbox).Field(partField).Build()).AsInt64(); err != nil || n != 1 {
+		t.Fatalf("the entry with a bad line left the outbox: %d %v", n, err)
+	}
+	after := scrape(t, s.app.HTTPAddr)
+	if n := after["flashgate_worker_batch_seconds_count"] - before["flashgate_worker_batch_seconds_count"]; n < 4 {
+		t.Fatalf("%v transactions for 7 reservations at most 2 a transaction", n)
+	}
+	malformed := `flashgate_worker_reservations_total{result="malformed"}`
+	if n := after[malformed] - before[malformed]; n < 1 {
+		t.Fatalf("malformed lines counted: %v", n)
 	}
 }

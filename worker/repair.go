@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flashgate/flashgate"
@@ -174,13 +175,14 @@ func (w *Worker) rebuildItem(ctx context.Context, f fencedItem) error {
 	settled := make([][]string, shards)
 	for shard, ob := range outboxes {
 		for field, value := range ob {
-			rs, err := flashgate.ParseEntry([]byte(value))
-			if err != nil {
-				w.log.Error("repair: malformed outbox entry", "item", item, "orders", field, "err", err)
-				continue
-			}
 			written := true
-			for _, r := range rs {
+			for line := range strings.SplitSeq(value, "\n") {
+				r, err := flashgate.ParseReservation([]byte(line))
+				if err != nil {
+					w.log.Error("repair: malformed outbox entry", "item", item, "orders", field, "err", err)
+					written = false
+					continue
+				}
 				if !snap.Rows[r.OrderID] {
 					waiting = append(waiting, r)
 					written = false

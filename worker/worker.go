@@ -10,6 +10,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -143,7 +144,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		relayed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "flashgate_worker_relay_produced_total", Help: "Outbox entries produced again by the relay.",
+			Name: "flashgate_worker_relay_produced_total", Help: "Reservations produced again by the relay (from outbox entries: a reserve call's reservations each).",
 		}),
 		restocked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flashgate_worker_restocked_total", Help: "Units of closed orders returned to Redis.",
@@ -166,7 +167,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "flashgate_worker_kafka_lag",
-			Help: "Reservations in Kafka not yet committed by the consumer group, all partitions, as this worker last measured it (every worker measures the whole group: take the max, not the sum).",
+			Help: "Messages in Kafka not yet committed by the consumer group (each the reservations of one reserve call: one at light load, a few at a storm), all partitions, as this worker last measured it (every worker measures the whole group: take the max, not the sum).",
 		}),
 	}
 	for _, r := range writeResults {
@@ -283,48 +284,19 @@ func (w *Worker) batchContext(ctx context.Context) (context.Context, context.Can
 }
 
 // handle writes one batch, retrying until MySQL takes it (or ctx ends, in
-// which case the batch is left uncommitted and will be consumed again).
+// which case the batch is left uncommitted and will be consumed again),
+// then commits its offsets and settles its outbox entries.
 func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kafka.Message) {
-	rs := make([]flashgate.Reservation, 0, len(msgs))
-	var entries []entry
-	for _, m := range msgs {
-		// A message is an outbox entry: the reservations of one reserve
-		// call, settled together once the batch is written.
-		es, err := flashgate.ParseEntry(m.Value)
-		for _, r := range es {
-			if !mysql.ValidOrderID(r.OrderID) {
-				err = errors.New("order id not storable: not 1 to 64 printable ASCII characters")
-			}
-		}
-		if err != nil {
-			w.m.written.WithLabelValues("malformed").Inc()
-			w.log.Error("skip malformed reservation", "err", err, "partition", m.Partition, "offset", m.Offset)
-			continue
-		}
-		entries = append(entries, entry{itemShard{es[0].ItemID, es[0].Shard}, flashgate.EntryField(es)})
-		rs = append(rs, es...)
-	}
-	for backoff := 100 * time.Millisecond; len(rs) > 0; backoff = min(2*backoff, 5*time.Second) {
-		start := time.Now()
-		res, err := w.db.WriteReservations(ctx, rs)
-		if err == nil {
-			w.m.batches.Observe(time.Since(start).Seconds())
-			w.m.written.WithLabelValues("inserted").Add(float64(res.Inserted))
-			w.m.written.WithLabelValues("replayed").Add(float64(res.Replayed))
-			w.m.written.WithLabelValues("conflict").Add(float64(res.Conflicts))
-			w.m.written.WithLabelValues("guarded").Add(float64(res.Guarded))
-			w.m.written.WithLabelValues("expired").Add(float64(res.Expired))
-			if res.Guarded > 0 {
-				w.log.Error("MySQL stock guard refused reservations: Redis stock exceeded MySQL stock", "orders", res.Guarded)
-				w.unmark(ctx, stop, res.GuardedOrders)
-			}
-			break
-		}
-		w.m.errors.WithLabelValues("write").Inc()
-		w.log.Warn("write orders; retrying", "orders", len(rs), "err", err, "backoff", backoff)
-		if !sleep(stop, backoff) {
+	rs, entries := w.parse(msgs)
+	// A message holds a reserve call's reservations, up to 64: the batch
+	// goes to MySQL in transactions of at most Batch reservations, all of
+	// them before any entry is settled.
+	for chunk := rs; len(chunk) > 0; {
+		n := min(len(chunk), w.cfg.Batch)
+		if !w.write(ctx, stop, chunk[:n]) {
 			return
 		}
+		chunk = chunk[n:]
 	}
 	if w.cfg.Written != nil && len(rs) > 0 {
 		w.cfg.Written(ctx, rs)
@@ -341,6 +313,66 @@ func (w *Worker) handle(ctx, stop context.Context, c *kafka.Consumer, msgs []kaf
 		}
 	}
 	w.settle(ctx, entries)
+}
+
+// parse reads a batch's messages: each is an outbox entry, the
+// reservations of one reserve call, one a line (flashgate.ParseEntry). A
+// line that does not parse, or whose order id MySQL cannot store, is
+// skipped and counted malformed (no gateway writes one), and its entry is
+// then not settled: its other reservations are written, and the relay
+// produces the entry again, so the bad line stays visible (logged each
+// period) rather than removed with the good ones.
+func (w *Worker) parse(msgs []kafka.Message) ([]flashgate.Reservation, []entry) {
+	rs := make([]flashgate.Reservation, 0, len(msgs))
+	var entries []entry
+	for _, m := range msgs {
+		from, whole := len(rs), true
+		for line := range bytes.SplitSeq(m.Value, []byte{'\n'}) {
+			r, err := flashgate.ParseReservation(line)
+			if err == nil && !mysql.ValidOrderID(r.OrderID) {
+				err = errors.New("order id not storable: not 1 to 64 printable ASCII characters")
+			}
+			if err != nil {
+				w.m.written.WithLabelValues("malformed").Inc()
+				w.log.Error("skip malformed reservation", "err", err, "partition", m.Partition, "offset", m.Offset)
+				whole = false
+				continue
+			}
+			rs = append(rs, r)
+		}
+		if whole {
+			es := rs[from:]
+			entries = append(entries, entry{itemShard{es[0].ItemID, es[0].Shard}, flashgate.EntryField(es)})
+		}
+	}
+	return rs, entries
+}
+
+// write writes reservations in one transaction, retrying until MySQL takes
+// them; false when stop ended first.
+func (w *Worker) write(ctx, stop context.Context, rs []flashgate.Reservation) bool {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		start := time.Now()
+		res, err := w.db.WriteReservations(ctx, rs)
+		if err == nil {
+			w.m.batches.Observe(time.Since(start).Seconds())
+			w.m.written.WithLabelValues("inserted").Add(float64(res.Inserted))
+			w.m.written.WithLabelValues("replayed").Add(float64(res.Replayed))
+			w.m.written.WithLabelValues("conflict").Add(float64(res.Conflicts))
+			w.m.written.WithLabelValues("guarded").Add(float64(res.Guarded))
+			w.m.written.WithLabelValues("expired").Add(float64(res.Expired))
+			if res.Guarded > 0 {
+				w.log.Error("MySQL stock guard refused reservations: Redis stock exceeded MySQL stock", "orders", res.Guarded)
+				w.unmark(ctx, stop, res.GuardedOrders)
+			}
+			return true
+		}
+		w.m.errors.WithLabelValues("write").Inc()
+		w.log.Warn("write orders; retrying", "orders", len(rs), "err", err, "backoff", backoff)
+		if !sleep(stop, backoff) {
+			return false
+		}
+	}
 }
 
 // entry names the outbox entry of a message: its shard and field.
@@ -487,13 +519,15 @@ func (w *Worker) Relay(ctx context.Context) error {
 			msgs := make([]kafka.Message, 0, len(wires))
 			n := 0
 			for _, v := range wires {
-				es, err := flashgate.ParseEntry(v)
-				if err != nil {
-					continue
+				// Keyed as the gateway keys it (redis.Announcer); an entry
+				// with a bad line goes too: the worker writes its others.
+				first, _, _ := bytes.Cut(v, []byte{'\n'})
+				var key []byte
+				if r, err := flashgate.ParseReservation(first); err == nil {
+					key = strconv.AppendInt(nil, r.UserID, 10)
 				}
-				// Keyed as the gateway keys it (redis.Announcer).
-				msgs = append(msgs, kafka.Message{Key: strconv.AppendInt(nil, es[0].UserID, 10), Value: v})
-				n += len(es)
+				msgs = append(msgs, kafka.Message{Key: key, Value: v})
+				n += 1 + bytes.Count(v, []byte{'\n'})
 			}
 			if err := w.producer.Write(ctx, msgs...); err != nil {
 				errs = append(errs, err)
