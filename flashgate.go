@@ -250,8 +250,9 @@ func EntryField(rs []Reservation) string {
 // EntryIDs returns the order ids of an outbox field.
 func EntryIDs(field string) []string { return strings.Split(field, " ") }
 
-// EntryFirstID returns the first order id of an outbox field: the oldest of
-// its reservations, which tells when the entry was made.
+// EntryFirstID returns the first order id of an outbox field, which tells
+// when the entry was made (its reservations were made within the moment
+// its call waited: milliseconds apart).
 func EntryFirstID(field string) string {
 	first, _, _ := strings.Cut(field, " ")
 	return first

@@ -503,9 +503,8 @@ func (g *Gateway) reserve(ctx *fasthttp.RequestCtx, it *redis.CachedItem, user i
 	}
 	switch res.Outcome {
 	case redis.DuplicateBuyer:
-		if res.OrderID == r.OrderID {
-			break // a retried script that had run: it is ours
-		}
+		// Never this very order: a retried script that had run answers
+		// Reserved (Earlier), and Buy announces it again.
 		return duplicate(ctx, res.OrderID)
 	case redis.ShardEmpty:
 		return reject(ctx, flashgate.SoldOut)
@@ -699,8 +698,9 @@ func (g *Gateway) order(ctx *fasthttp.RequestCtx, rest []byte) flashgate.Code {
 }
 
 // Order returns the order id as user sees it: its row once it exists,
-// pending while its reservation waits in the outbox, and not_found when it
-// is unknown or someone else's.
+// pending while the user's buyer mark names it and it has no row yet (the
+// reservation waits in the outbox or in Kafka), and not_found when it is
+// unknown or someone else's.
 func (g *Gateway) Order(ctx context.Context, user int64, id string) (*flashgate.Order, error) {
 	itemID, ok := flashgate.OrderItem(id)
 	if !ok {

@@ -22,7 +22,8 @@
 -- Each buyer, in order, as if alone:
 --   - the user's mark holds this very order: reserved already, with the
 --     units left now (a caller that retried a call that ran reserves once;
---     its entry is the earlier call's);
+--     the reservation is in the entry of the call that took the unit, an
+--     earlier one, or this one when the same buy came twice in it);
 --   - the mark holds another order: duplicate, with that order (a user twice
 --     in one batch: the second sees the first's mark);
 --   - no units left: the shard is empty (the caller may borrow);
@@ -35,7 +36,7 @@
 -- Reply: two entries per buyer, in the buyers' order:
 --   0, left      reserved; left units remained in the shard after it
 --   4, left      reserved before this buyer's turn (the mark holds this
---                order already): it is not in this call's entry
+--                order already): not taken again, nor written again
 --   1, order_id  duplicate: the user already holds order_id on this item
 --   2, 0         the shard is empty
 --   3, 0         the shard's stock is not loaded (then for every buyer)

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -216,7 +217,8 @@ func (s *Store) PendingOrder(ctx context.Context, it *CachedItem, userID int64, 
 // A relay pass over a shard's outbox is a series of HSCAN steps of about
 // relayCount entries: Redis runs nothing else during a command, so each
 // stays short (about 0.06 ms for 100 entries of ~150 bytes on the project's
-// machine). Scanning from here rather than in a script costs Redis less than
+// machine; an entry holds a reserve call's reservations, one at light load,
+// about six at a storm's peak, 64 at most). Scanning from here rather than in a script costs Redis less than
 // half as much an entry: a script would copy every entry into Lua.
 // relayCalls bounds a pass, so that a worker that finds a long outbox
 // (after an outage) spreads its walk over several passes: the cursor goes
@@ -226,12 +228,13 @@ const (
 	relayCalls = 100
 )
 
-// Stale returns outbox entries of a shard whose order was made more than
-// after before now (as its id tells) and that no relay returned in the last
+// Stale returns the values of a shard's outbox entries whose first order
+// was made more than after before now (as its id tells) and that no relay
+// returned in the last
 // period, and stamps them now (relay.lua), so that they wait another full
 // period before being returned again. It walks the outbox from cursor (an
-// HSCAN cursor, 0 to start) until the walk is complete, it has limit entries
-// (about: a step may go past it) or relayCalls steps are made, and returns
+// HSCAN cursor, 0 to start) until the walk is complete, it has limit
+// reservations (about: a step may go past it) or relayCalls steps are made, and returns
 // the cursor to go on from: 0 once the walk went through the whole outbox.
 // An entry that stays in the outbox through a whole walk is seen by it
 // (HSCAN's guarantee), so a walk finds every entry due since before it
@@ -248,7 +251,7 @@ func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64,
 	before, ahead := flashgate.OrderIDsBefore(cutoff), flashgate.OrderIDsBefore(now.Add(after))
 	args := []string{strconv.FormatInt(cutoff.UnixMilli(), 10), strconv.FormatInt(now.UnixMilli(), 10),
 		strconv.FormatInt(max(after.Milliseconds(), 1), 10)}
-	for call := 0; call < relayCalls && len(wires) < limit; call++ {
+	for call, n := 0, 0; call < relayCalls && n < limit; call++ {
 		scan := s.c.B().Hscan().Key(k.outbox).Cursor(cursor).Count(relayCount).Build()
 		var res rueidis.RedisResult
 		if call == 0 {
@@ -278,6 +281,7 @@ func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64,
 			for _, v := range vals {
 				if b, err := v.AsBytes(); err == nil {
 					wires = append(wires, b)
+					n += 1 + bytes.Count(b, []byte{'\n'})
 				}
 			}
 		}

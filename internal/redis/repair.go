@@ -116,7 +116,8 @@ func (s *Store) Unfence(ctx context.Context, item int64, shard int) error {
 	return nil
 }
 
-// Outbox returns every entry of a shard's outbox (order id -> wire form).
+// Outbox returns every entry of a shard's outbox (field -> value:
+// flashgate.ParseEntry).
 func (s *Store) Outbox(ctx context.Context, item int64, shard int) (map[string]string, error) {
 	m, err := s.c.Do(ctx, s.c.B().Hgetall().Key(s.shardKey(item, shard, "outbox")).Build()).AsStrMap()
 	if err != nil {

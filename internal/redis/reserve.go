@@ -151,7 +151,11 @@ func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
 // units: value is the entry's value (flashgate.ParseEntry), the Kafka
 // message, and key the user id of its first reservation. The call's leader
 // calls it once, after the next call started and before any buyer of the
-// call gets its answer; its error is every taken buyer's Unannounced.
+// call gets its answer; its error is every taken buyer's Unannounced. For a
+// call of one buyer, value is that buyer's wire buffer (the one passed to
+// Buy or Reserve): an Announcer that keeps value past its return (a
+// producer's queue) needs callers that do not reuse that buffer, as the
+// gateway's do.
 type Announcer func(ctx context.Context, key, value []byte) error
 
 // Announce sets the function that hands each reserve call's entry to Kafka

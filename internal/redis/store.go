@@ -246,8 +246,9 @@ type ReserveResult struct {
 	Left    int64  // units left in the shard after a reservation
 	OrderID string // the order the user already holds, on DuplicateBuyer
 	// Earlier is set on Reserved when the user's mark held this very order
-	// already (a retry of a call that ran): its reservation is in an
-	// earlier call's outbox entry, and this call announced nothing for it.
+	// already (a retry of a call that ran, or the same buy twice in one
+	// call): its reservation is in the entry of the call, or the buyer,
+	// that took the unit, and this buyer's answer announced nothing.
 	Earlier bool
 	// Unannounced is the error of handing the call's outbox entry to Kafka
 	// (Store.Announce), on Reserved: the reservation waits in the outbox,
