@@ -310,3 +310,38 @@ func TestBuyBorrowsConcurrently(t *testing.T) {
 		})
 	}
 }
+
+// TestPendingOrderFromMark: a pending order is read from its buyer's mark
+// (outbox entries are named by all the order ids of their call): every
+// field of the reservation as the gateway made it, for its owner only,
+// while the mark names it, and never for an id of another item or one
+// that is not ours.
+func TestPendingOrderFromMark(t *testing.T) {
+	s := openLoaded(t, 10)
+	ctx := context.Background()
+	it := &redis.CachedItem{Item: flashgate.Item{ID: 1, Shards: 1, Price: 990}}
+	at := time.Now().Truncate(time.Millisecond)
+	id := string(flashgate.NewOrderIDs().Append(nil, 1, at))
+	want := flashgate.Reservation{OrderID: id, ItemID: 1, UserID: 7, Amount: 990, Shard: 0, At: at.UTC()}
+	if _, err := s.Reserve(ctx, 1, 0, 7, id, want.AppendWire(nil), at); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := s.PendingOrder(ctx, it, 7, id); err != nil || !ok || r != want {
+		t.Fatalf("pending order: %+v %v %v, want %+v", r, ok, err, want)
+	}
+	other := string(flashgate.NewOrderIDs().Append(nil, 2, at))
+	for _, c := range []struct {
+		user int64
+		id   string
+	}{{8, id}, {7, other}, {7, "o1"}, {7, string(flashgate.NewOrderIDs().Append(nil, 1, at))}} {
+		if r, ok, err := s.PendingOrder(ctx, it, c.user, c.id); err != nil || ok {
+			t.Fatalf("user %d, order %s: %+v %v %v, want none", c.user, c.id, r, ok, err)
+		}
+	}
+	if _, err := s.Unmark(ctx, 1, 0, 7, id); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok, err := s.PendingOrder(ctx, it, 7, id); err != nil || ok {
+		t.Fatalf("after the mark is cleared: %+v %v %v", r, ok, err)
+	}
+}
