@@ -218,8 +218,9 @@ func (s *Store) PendingOrder(ctx context.Context, it *CachedItem, userID int64, 
 // relayCount entries: Redis runs nothing else during a command, so each
 // stays short (about 0.06 ms for 100 entries of ~150 bytes on the project's
 // machine; an entry holds a reserve call's reservations, one at light load,
-// about six at a storm's peak, 64 at most). Scanning from here rather than in a script costs Redis less than
-// half as much an entry: a script would copy every entry into Lua.
+// about six at a storm's peak, 64 at most). Scanning from here rather than
+// in a script costs Redis less than half as much an entry: a script would
+// copy every entry into Lua.
 // relayCalls bounds a pass, so that a worker that finds a long outbox
 // (after an outage) spreads its walk over several passes: the cursor goes
 // on.
@@ -230,12 +231,12 @@ const (
 
 // Stale returns the values of a shard's outbox entries whose first order
 // was made more than after before now (as its id tells) and that no relay
-// returned in the last
-// period, and stamps them now (relay.lua), so that they wait another full
-// period before being returned again. It walks the outbox from cursor (an
-// HSCAN cursor, 0 to start) until the walk is complete, it has limit
-// reservations (about: a step may go past it) or relayCalls steps are made, and returns
-// the cursor to go on from: 0 once the walk went through the whole outbox.
+// returned in the last period, and stamps them now (relay.lua), so that they
+// wait another full period before being returned again. It walks the outbox
+// from cursor (an HSCAN cursor, 0 to start) until the walk is complete, it
+// has limit reservations (about: a step may go past it) or relayCalls steps
+// are made, and returns the cursor to go on from: 0 once the walk went
+// through the whole outbox.
 // An entry that stays in the outbox through a whole walk is seen by it
 // (HSCAN's guarantee), so a walk finds every entry due since before it
 // started. Walks of other workers may run meanwhile: each entry is returned
@@ -267,7 +268,7 @@ func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64,
 		if err != nil {
 			return wires, cursor, fmt.Errorf("scan outbox of item %d shard %d: %w", item, shard, err)
 		}
-		due := args[:3:3] // then the ids due
+		due := args[:3:3] // then the fields due
 		for i := 0; i+1 < len(e.Elements); i += 2 {
 			if field := e.Elements[i]; relayDue(flashgate.EntryFirstID(field), before, ahead) {
 				due = append(due, field)
