@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 	"time"
@@ -222,11 +223,10 @@ func ParseReservation(b []byte) (Reservation, error) {
 // 2026-11-30. Order ids hold neither spaces nor newlines (ours never do).
 
 // ParseEntry parses an outbox entry's value, a Kafka message's: one wire form
-// a line.
+// a line. A bad line fails the whole entry (EntryLines reads past it).
 func ParseEntry(v []byte) ([]Reservation, error) {
-	rs := make([]Reservation, 0, bytes.Count(v, []byte{'\n'})+1)
-	for line := range bytes.SplitSeq(v, []byte{'\n'}) {
-		r, err := ParseReservation(line)
+	rs := make([]Reservation, 0, EntryLen(v))
+	for r, err := range EntryLines(v) {
 		if err != nil {
 			return nil, err
 		}
@@ -234,6 +234,22 @@ func ParseEntry(v []byte) ([]Reservation, error) {
 	}
 	return rs, nil
 }
+
+// EntryLines parses an outbox entry's value line by line: each reservation,
+// or the error of a line that is not one.
+func EntryLines(v []byte) iter.Seq2[Reservation, error] {
+	return func(yield func(Reservation, error) bool) {
+		for line := range bytes.SplitSeq(v, []byte{'\n'}) {
+			if !yield(ParseReservation(line)) {
+				return
+			}
+		}
+	}
+}
+
+// EntryLen returns how many reservations an outbox entry's value holds: its
+// lines.
+func EntryLen(v []byte) int { return 1 + bytes.Count(v, []byte{'\n'}) }
 
 // EntryField returns the outbox field of the entry that holds rs, in order.
 func EntryField(rs []Reservation) string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/flashgate/flashgate"
@@ -176,8 +175,7 @@ func (w *Worker) rebuildItem(ctx context.Context, f fencedItem) error {
 	for shard, ob := range outboxes {
 		for field, value := range ob {
 			written := true
-			for line := range strings.SplitSeq(value, "\n") {
-				r, err := flashgate.ParseReservation([]byte(line))
+			for r, err := range flashgate.EntryLines([]byte(value)) {
 				if err != nil {
 					w.log.Error("repair: malformed outbox entry", "item", item, "orders", field, "err", err)
 					written = false

@@ -327,8 +327,7 @@ func (w *Worker) parse(msgs []kafka.Message) ([]flashgate.Reservation, []entry) 
 	var entries []entry
 	for _, m := range msgs {
 		from, whole := len(rs), true
-		for line := range bytes.SplitSeq(m.Value, []byte{'\n'}) {
-			r, err := flashgate.ParseReservation(line)
+		for r, err := range flashgate.EntryLines(m.Value) {
 			if err == nil && !mysql.ValidOrderID(r.OrderID) {
 				err = errors.New("order id not storable: not 1 to 64 printable ASCII characters")
 			}
@@ -527,7 +526,7 @@ func (w *Worker) Relay(ctx context.Context) error {
 					key = strconv.AppendInt(nil, r.UserID, 10)
 				}
 				msgs = append(msgs, kafka.Message{Key: key, Value: v})
-				n += 1 + bytes.Count(v, []byte{'\n'})
+				n += flashgate.EntryLen(v)
 			}
 			if err := w.producer.Write(ctx, msgs...); err != nil {
 				errs = append(errs, err)

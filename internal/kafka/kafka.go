@@ -5,7 +5,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +18,8 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/flashgate/flashgate"
 )
 
 // Message is a record to produce or a record consumed.
@@ -304,7 +305,7 @@ func (p *Producer) Write(ctx context.Context, msgs ...Message) error {
 func reservations(msgs ...Message) uint64 {
 	n := 0
 	for i := range msgs {
-		n += 1 + bytes.Count(msgs[i].Value, []byte{'\n'})
+		n += flashgate.EntryLen(msgs[i].Value)
 	}
 	return uint64(n)
 }

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -282,7 +281,7 @@ func (s *Store) Stale(ctx context.Context, item int64, shard int, cursor uint64,
 			for _, v := range vals {
 				if b, err := v.AsBytes(); err == nil {
 					wires = append(wires, b)
-					n += 1 + bytes.Count(b, []byte{'\n'})
+					n += flashgate.EntryLen(b)
 				}
 			}
 		}
