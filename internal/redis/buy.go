@@ -62,9 +62,7 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 				// Its entry is an earlier call's, which this buy cannot
 				// tell was announced: announce the reservation alone
 				// (the worker writes it once, whichever copy comes).
-				b := &buyer{user: r.UserID, order: r.OrderID, wire: wire, res: ReserveResult{Outcome: Reserved}}
-				s.announceCall(ctx, []*buyer{b})
-				res.Unannounced = b.res.Unannounced
+				res.Unannounced = s.announceValue(ctx, r.UserID, wire)
 			}
 			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home, Wire: wire, Unannounced: res.Unannounced}, nil
 		case DuplicateBuyer:

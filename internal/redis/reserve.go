@@ -167,8 +167,7 @@ func (s *Store) Announce(a Announcer) { s.announce.Store(&a) }
 // call took, in the order the script wrote them (buyers answered Reserved,
 // not Earlier), joined as reserve.lua joined them.
 func (s *Store) announceCall(ctx context.Context, batch []*buyer) {
-	a := s.announce.Load()
-	if a == nil {
+	if s.announce.Load() == nil {
 		return
 	}
 	var took []*buyer
@@ -194,10 +193,20 @@ func (s *Store) announceCall(ctx context.Context, batch []*buyer) {
 			value = append(value, b.wire...)
 		}
 	}
-	err := (*a)(ctx, strconv.AppendInt(nil, took[0].user, 10), value)
+	err := s.announceValue(ctx, took[0].user, value)
 	for _, b := range took {
 		b.res.Unannounced = err
 	}
+}
+
+// announceValue hands an entry's value to the Announcer, keyed by the user
+// id of its first reservation, user; nil without an Announcer.
+func (s *Store) announceValue(ctx context.Context, user int64, value []byte) error {
+	a := s.announce.Load()
+	if a == nil {
+		return nil
+	}
+	return (*a)(ctx, strconv.AppendInt(nil, user, 10), value)
 }
 
 // CreditReserve runs reserve.lua on the user's home shard with a transfer:
@@ -216,9 +225,11 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 	if len(res) != 1 {
 		return ReserveResult{}, fmt.Errorf("reserve: %d answers for 1 buyer", len(res))
 	}
-	b := &buyer{user: userID, order: orderID, wire: wire, res: res[0]}
-	s.announceCall(ctx, []*buyer{b})
-	return b.res, nil
+	r := res[0]
+	if r.Outcome == Reserved && !r.Earlier { // the call's entry is this buyer's wire
+		r.Unannounced = s.announceValue(ctx, userID, wire)
+	}
+	return r, nil
 }
 
 // reservedEarlier is the script's code for a buyer whose mark held its order
