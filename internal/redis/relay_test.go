@@ -209,11 +209,8 @@ func TestRelayDropsLegacyRecords(t *testing.T) {
 // one value holding every reservation of the call, due by its first order's
 // time; settling its field removes all of them.
 func TestRelayEntryOfACall(t *testing.T) {
-	s, plain, c := openGated(t)
+	s, plain, c := openGatedLoaded(t, 1, 10)
 	ctx := context.Background()
-	if _, err := plain.Preload(ctx, 1, 0, 10); err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Now().Truncate(time.Millisecond)
 	ids := flashgate.NewOrderIDs()
 	buys := make([]buy, 4) // a call of one, then a call of three

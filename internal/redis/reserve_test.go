@@ -64,6 +64,16 @@ func openGated(t *testing.T) (s, plain *redis.Store, c *gatedClient) {
 	return s, plain, c
 }
 
+// openGatedLoaded is openGated with shard 0 of item loaded with units.
+func openGatedLoaded(t *testing.T, item, units int64) (s, plain *redis.Store, c *gatedClient) {
+	t.Helper()
+	s, plain, c = openGated(t)
+	if _, err := plain.Preload(context.Background(), item, 0, units); err != nil {
+		t.Fatal(err)
+	}
+	return s, plain, c
+}
+
 // buy is one Reserve call of a test and its answer.
 type buy struct {
 	user  int64
@@ -118,12 +128,9 @@ func queued(t *testing.T, s *redis.Store, c *gatedClient, item int64, shard, n i
 // `units` buyers a unit each, with the units left after theirs, the rest
 // an empty shard.
 func TestReserveCoalesces(t *testing.T) {
-	s, plain, c := openGated(t)
-	ctx := context.Background()
 	const item, units, buyers = 1, 100, 200
-	if _, err := plain.Preload(ctx, item, 0, units); err != nil {
-		t.Fatal(err)
-	}
+	s, plain, c := openGatedLoaded(t, item, units)
+	ctx := context.Background()
 	buys := make([]buy, buyers)
 	ids := flashgate.NewOrderIDs()
 	for i := range buys {
@@ -189,12 +196,9 @@ func TestReserveCoalesces(t *testing.T) {
 // the second buy sees the first's mark. A buy sent twice in one call (a
 // caller that retried) reserves once and hears reserved both times.
 func TestReserveSameUserInOneCall(t *testing.T) {
-	s, plain, c := openGated(t)
-	ctx := context.Background()
 	const item = 2
-	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
-		t.Fatal(err)
-	}
+	s, plain, c := openGatedLoaded(t, item, 10)
+	ctx := context.Background()
 	buys := []buy{
 		{user: 1, order: "lead"},
 		{user: 7, order: "a"},
@@ -231,12 +235,9 @@ func TestReserveSameUserInOneCall(t *testing.T) {
 // first buyer; the announcer's error reaches the buyers it took and only
 // them; a buy whose unit an earlier call took is announced alone.
 func TestReserveAnnouncesOneEntryACall(t *testing.T) {
-	s, plain, c := openGated(t)
-	ctx := context.Background()
 	const item = 6
-	if _, err := plain.Preload(ctx, item, 0, 3); err != nil {
-		t.Fatal(err)
-	}
+	s, plain, c := openGatedLoaded(t, item, 3)
+	ctx := context.Background()
 	type message struct{ key, value string }
 	var mu sync.Mutex
 	var got []message
@@ -286,12 +287,9 @@ func TestReserveAnnouncesOneEntryACall(t *testing.T) {
 // TestReserveFenceReachesEveryBuyer: a shard fenced while a call waits
 // refuses every buyer of it and of the next call, and changes nothing.
 func TestReserveFenceReachesEveryBuyer(t *testing.T) {
-	s, plain, c := openGated(t)
-	ctx := context.Background()
 	const item = 3
-	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
-		t.Fatal(err)
-	}
+	s, plain, c := openGatedLoaded(t, item, 10)
+	ctx := context.Background()
 	// A run id no live Redis has: the shard reads as rewound.
 	pc := plain.Client()
 	ep := fmt.Sprintf("%s:{i%d:0}:ep", plain.Prefix(), item)
@@ -320,13 +318,10 @@ func TestReserveFenceReachesEveryBuyer(t *testing.T) {
 // TestReserveLostCallReachesEveryBuyer: a call that fails on the way (a
 // connection lost) fails every buyer it carries, and only them.
 func TestReserveLostCallReachesEveryBuyer(t *testing.T) {
-	s, plain, c := openGated(t)
+	const item = 4
+	s, plain, c := openGatedLoaded(t, item, 10)
 	c.fail = true
 	ctx := context.Background()
-	const item = 4
-	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
-		t.Fatal(err)
-	}
 	buys := []buy{{user: 1, order: "l1"}, {user: 2, order: "l2"}, {user: 3, order: "l3"}}
 	reserveQueued(t, s, c, item, buys)
 	if buys[0].err == nil {
@@ -350,12 +345,9 @@ func TestReserveLostCallReachesEveryBuyer(t *testing.T) {
 // for a call leaves the queue with the context's error, and nothing is
 // taken for it.
 func TestReserveLeavesQueueOnDeadline(t *testing.T) {
-	s, plain, c := openGated(t)
-	ctx := context.Background()
 	const item = 5
-	if _, err := plain.Preload(ctx, item, 0, 10); err != nil {
-		t.Fatal(err)
-	}
+	s, plain, c := openGatedLoaded(t, item, 10)
+	ctx := context.Background()
 	first := make(chan error, 1)
 	go func() {
 		_, err := s.Reserve(ctx, item, 0, 1, "first", []byte("w"), time.Now())
@@ -456,13 +448,10 @@ func TestBuyCoalescedAcrossLastUnit(t *testing.T) {
 // calls, and between them get every unit once: the units left after each
 // reservation are every count from stock-1 down to 0, once each.
 func TestReserveConcurrentBuyers(t *testing.T) {
-	s, plain, c := openGated(t)
+	const item, units, buyers = 7, 300, 400
+	s, plain, c := openGatedLoaded(t, item, units)
 	close(c.gate) // nothing held: the buys go as they come
 	ctx := context.Background()
-	const item, units, buyers = 7, 300, 400
-	if _, err := plain.Preload(ctx, item, 0, units); err != nil {
-		t.Fatal(err)
-	}
 	buys := make([]buy, buyers)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
