@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,11 +61,11 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 	// The call runs under the leader's context: the leader came first, so
 	// with the same timeout for everyone no buyer of the batch waits for
 	// its answer past its own deadline.
-	s.reserveCall(ctx, k, me.batch)
+	value := s.reserveCall(ctx, k, me.batch)
 	if next := k.queue.handOff(); next != nil {
 		next.done <- struct{}{}
 	}
-	s.announceCall(ctx, me.batch)
+	s.announceCall(ctx, me.batch, value)
 	for _, b := range me.batch[1:] {
 		b.done <- struct{}{}
 	}
@@ -127,13 +128,17 @@ func (q *reserveQueue) handOff() *buyer {
 
 // reserveCall runs reserve.lua for batch and sets each buyer's answer. An
 // error (the fence, the network) is every buyer's: the script changed
-// nothing, or, when its reply was lost, maybe took their units.
-func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
+// nothing, or, when its reply was lost, maybe took their units. It returns
+// the entry's value the call sent for the case where every buyer takes a
+// unit (see entryOf).
+func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) []byte {
 	keys := []string{k.stock, k.buyers, k.outbox, k.ep}
-	args := make([]string, 3, 3+3*len(batch))
+	field, value := entryOf(batch)
+	args := make([]string, 5, 5+2*len(batch))
 	args[0] = strconv.FormatInt(batch[0].at.UnixMilli(), 10)
+	args[3], args[4] = field, string(value)
 	for _, b := range batch {
-		args = append(args, strconv.FormatInt(b.user, 10), b.order, string(b.wire))
+		args = append(args, strconv.FormatInt(b.user, 10), b.order)
 	}
 	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
 	for i, b := range batch {
@@ -145,6 +150,33 @@ func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) {
 			b.res = res[i]
 		}
 	}
+	return value
+}
+
+// entryOf is the outbox entry of a reserve call in which every buyer of
+// batch takes a unit, as reserve.lua writes it (flashgate.ParseEntry): the
+// order ids joined by spaces, and the wire forms joined by newlines. The
+// caller sends both, so that the script, in the usual case, writes them as
+// they are. The value of a batch of one is its buyer's wire buffer.
+func entryOf(batch []*buyer) (field string, value []byte) {
+	if len(batch) == 1 {
+		return batch[0].order, batch[0].wire
+	}
+	var f strings.Builder
+	n := len(batch) - 1
+	for _, b := range batch {
+		n += len(b.wire)
+	}
+	value = make([]byte, 0, n)
+	for i, b := range batch {
+		if i > 0 {
+			f.WriteByte(' ')
+			value = append(value, '\n')
+		}
+		f.WriteString(b.order)
+		value = append(value, b.wire...)
+	}
+	return f.String(), value
 }
 
 // An Announcer hands to Kafka the outbox entry of a reserve call that took
@@ -165,8 +197,9 @@ func (s *Store) Announce(a Announcer) { s.announce.Store(&a) }
 
 // announceCall hands the entry of a call to Kafka: the reservations the
 // call took, in the order the script wrote them (buyers answered Reserved,
-// not Earlier), joined as reserve.lua joined them.
-func (s *Store) announceCall(ctx context.Context, batch []*buyer) {
+// not Earlier), joined as reserve.lua joined them. value is the entry
+// reserveCall sent for the case where every buyer takes a unit.
+func (s *Store) announceCall(ctx context.Context, batch []*buyer, value []byte) {
 	if s.announce.Load() == nil {
 		return
 	}
@@ -179,19 +212,8 @@ func (s *Store) announceCall(ctx context.Context, batch []*buyer) {
 	if len(took) == 0 {
 		return
 	}
-	value := took[0].wire
-	if len(took) > 1 {
-		n := len(took) - 1
-		for _, b := range took {
-			n += len(b.wire)
-		}
-		value = make([]byte, 0, n)
-		for i, b := range took {
-			if i > 0 {
-				value = append(value, '\n')
-			}
-			value = append(value, b.wire...)
-		}
+	if len(took) < len(batch) {
+		_, value = entryOf(took)
 	}
 	err := s.announceValue(ctx, took[0].user, value)
 	for _, b := range took {
@@ -217,7 +239,7 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 	k := s.keysOf(item, shard)
 	keys := []string{k.stock, k.buyers, k.outbox, k.base + "xin", k.ep}
 	args := []string{strconv.FormatInt(now.UnixMilli(), 10), xferID, strconv.FormatInt(units, 10),
-		strconv.FormatInt(userID, 10), orderID, string(wire)}
+		orderID, string(wire), strconv.FormatInt(userID, 10), orderID}
 	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
 	if err != nil {
 		return ReserveResult{}, err
