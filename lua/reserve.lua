@@ -38,7 +38,7 @@
 -- removing an entry a buyer cost Redis about 1.7 µs a buyer:
 -- docs/performance.md). When every buyer takes a unit, as almost all do
 -- while units remain, the writes take the caller's arguments as they are:
--- joining and splitting in Lua cost Redis about 0.6 µs a buyer. Only a call
+-- building them in Lua cost Redis 0.4 to 0.6 µs a buyer. Only a call
 -- with a duplicate, a retry or too few units builds its writes here.
 -- Reply: two entries per buyer, in the buyers' order:
 --   0, left      reserved; left units remained in the shard after it
