@@ -7,8 +7,12 @@
 #   buy      a fresh user per request, all 202       (scripts/wrk/rotate.lua)
 #   paced    buys at half the rate of the buy run, wrk pacing each
 #            connection (scripts/wrk/paced.lua): p99 at half rate
-# plus, for the buy run, Redis and MariaDB CPU per persisted order and how
-# long the storm took to settle. Installs wrk from Debian when missing.
+# plus, for the buy run, Redis and MariaDB CPU per persisted order, how
+# long the storm took to settle, and the budget: the CPU of each process
+# (wrk, the dev process, Redis, MariaDB; wrk and the bare handler in the
+# bare run) a request, against what the machine's cores give a request at
+# the rate measured and at half the bare ceiling (the buys goal). Installs
+# wrk from Debian when missing.
 #
 # Starts its own dev stack on free ports with its own database and its own
 # redis-server (so that INFO cpu counts this run only, not the other users
@@ -74,6 +78,7 @@ if [ -z "${WRK_TARGET:-}" ]; then
   mysql -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB}"
   $BIN dev > "$TMP/dev.log" 2>&1 &
   PIDS+=($!)
+  DEVPID=$!
   WRK_TARGET=http://$HTTP WRK_ADMIN=http://$ADMIN
   waitready "$WRK_TARGET/readyz"
 fi
@@ -81,14 +86,23 @@ fi
 BARE=127.0.0.1:$(port 2)
 $BIN bench --serve-bare "$BARE" > "$TMP/bare.log" 2>&1 &
 PIDS+=($!)
+BAREPID=$!
 waitready "http://$BARE/"
 
 bench() { $BIN bench --target "$WRK_TARGET" --admin "$WRK_ADMIN" "$@"; }
 # setup SCENARIO USERS FILE: creates the item, writes the tokens, prints the
 # buy path.
 setup() { bench --scenario "$1" --users "$2" ${WRK_SHARDS:+--shards "$WRK_SHARDS"} --setup-only --tokens-file "$3" | sed -n 's/^path //p'; }
-# run SCRIPT URL TOKENS: wrk's output.
-run() { WRK_TOKENS=$3 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "scripts/wrk/$1" "$2"; }
+# run SCRIPT URL TOKENS: wrk's output; wrk's own CPU seconds (user +
+# system) go to $TMP/wrk.cpu.
+run() {
+  local TIMEFORMAT='%U %S'
+  { time WRK_TOKENS=$3 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "scripts/wrk/$1" "$2" \
+      > "$TMP/wrk.out" 2> "$TMP/wrk.err"; } 2> "$TMP/wrk.time"
+  tail -1 "$TMP/wrk.time" | awk '{ print $1 + $2 }' > "$TMP/wrk.cpu"
+  cat "$TMP/wrk.err" >&2
+  cat "$TMP/wrk.out"
+}
 rps() { sed -n 's/^Requests\/sec: *//p' <<<"$1"; }
 reqs() { sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$1"; }
 non2xx() { sed -n 's/^ *Non-2xx or 3xx responses: *//p' <<<"$1" | grep . || echo 0; }
@@ -111,10 +125,19 @@ cmdstats() { # orders: each command's calls and µs inside Redis, per order
 # tests may run servers of their own.
 MYSQLD=$(ss -Hltnp 'sport = :3306' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
 [ -n "$MYSQLD" ] || MYSQLD=$(pidof -s mariadbd || pidof -s mysqld || true)
-mysql_cpu() { # utime+stime in seconds, fields counted after the ')'
-  [ -n "$MYSQLD" ] && [ -r "/proc/$MYSQLD/stat" ] || { echo NA; return; }
-  sed 's/.*) //' "/proc/$MYSQLD/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'
+proc_cpu() { # PID → its utime+stime in seconds, fields counted after the ')'; NA without one
+  [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo NA; return; }
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ printf "%.2f", ($12 + $13) / 100 }'
 }
+mysql_cpu() { proc_cpu "$MYSQLD"; }
+# budget: where a request's CPU goes, µs a request of each process, against
+# what two cores (nproc) give a request at a rate.
+us() { # before after requests → µs a request, or NA
+  [ "$1" != NA ] && [ "$2" != NA ] || { echo NA; return; }
+  awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (n > 0 ? (b - a) * 1e6 / n : 0) }'
+}
+cores_us() { awk -v c="$(nproc)" -v r="$1" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / r : 0) }'; }
+sum_us() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) if (ARGV[i] != "NA") s += ARGV[i]; printf "%.1f", s }' "$@"; }
 now() { date +%s.%N; }
 per_order() { # before after orders [idle-CPU-s-per-s window-s] → µs, and net of the idle rate
   [ "$1" != NA ] && [ "$2" != NA ] || { echo "not measured (no /proc of the server here)"; return; }
@@ -142,7 +165,9 @@ for round in $(seq 1 "$REPEAT"); do
 
   path=$(setup buy "$USERS" "$TMP/buy.tok")
   item=${path##*/}
+  h0=$(proc_cpu "$BAREPID")
   bare=$(run rotate.lua "http://$BARE$path" "$TMP/buy.tok")
+  h1=$(proc_cpu "$BAREPID") bwrk=$(cat "$TMP/wrk.cpu")
   # What the servers burn with no load from us, over 4 s: the stack's
   # fixed per-second passes, and on a shared MariaDB the others' work.
   r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now)
@@ -151,9 +176,9 @@ for round in $(seq 1 "$REPEAT"); do
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   ridle=$(rate "$r0" "$r1" "$w") midle=$(rate "$m0" "$m1" "$w")
   rcli CONFIG RESETSTAT >/dev/null
-  r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now)
+  r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now) d0=$(proc_cpu "${DEVPID:-}")
   gw=$(run rotate.lua "$WRK_TARGET$path" "$TMP/buy.tok")
-  ended=$(now)
+  ended=$(now) gwrk=$(cat "$TMP/wrk.cpu")
   accepted=$(( $(reqs "$gw") - $(non2xx "$gw") ))
   # Settled: nothing reserved and every 202 a row (wrk's counts include
   # the answers to requests cut off at the end, so at least that many).
@@ -164,11 +189,21 @@ for round in $(seq 1 "$REPEAT"); do
     sleep 0.1
   done
   settled=$(awk -v a="$ended" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-  r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now)
+  r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now) d1=$(proc_cpu "${DEVPID:-}")
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   echo "buy      flashgate $(rps "$gw")/s (p99 $(p99 "$gw"), $(non2xx "$gw") non-2xx) ÷ bare $(rps "$bare")/s = $(ratio "$(rps "$gw")" "$(rps "$bare")")  (goal ≥ 0.50)"
   echo "         $accepted accepted, $orders orders, settled ${settled}s after the storm (goal ≤ 20s); CPU per order: Redis $(per_order "$r0" "$r1" "$orders" "$ridle" "$w") (goal ≤ 5), MariaDB $(per_order "$m0" "$m1" "$orders" "$midle" "$w") (goal ≤ 6)"
 
+  # The budget: the buy run's processes (the drain included, as for the
+  # servers' figures above; gross, not net of idle) per order, and wrk's
+  # per request; the bare run's wrk and handler per request. With
+  # WRK_TARGET the gateway is not ours to read: its share shows NA.
+  bn=$(reqs "$bare") gn=$(reqs "$gw")
+  b_wrk=$(us 0 "$bwrk" "$bn") b_h=$(us "$h0" "$h1" "$bn")
+  g_wrk=$(us 0 "$gwrk" "$gn") g_dev=$(us "$d0" "$d1" "$orders") g_r=$(us "$r0" "$r1" "$orders") g_m=$(us "$m0" "$m1" "$orders")
+  echo "         budget, µs of CPU a request: bare run: wrk $b_wrk + handler $b_h = $(sum_us "$b_wrk" "$b_h");" \
+    "buy run: wrk $g_wrk + flashgate dev $g_dev + Redis $g_r + MariaDB $g_m = $(sum_us "$g_wrk" "$g_dev" "$g_r" "$g_m")" \
+    "($(nproc) cores give $(cores_us "$(rps "$gw")") at this rate; buys ÷ ceiling ≥ 0.50 needs ≤ $(cores_us "$(awk -v r="$(rps "$bare")" 'BEGIN { print r / 2 }')"))"
   echo "         Redis commands during the buy run and its drain, per order (INFO commandstats):"
   cmdstats "$orders"
 
