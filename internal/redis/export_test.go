@@ -10,3 +10,7 @@ func (s *Store) QueuedBuyers(item int64, shard int) int {
 	defer q.mu.Unlock()
 	return len(q.waiting)
 }
+
+// CallsPerNode is how many reserve calls a store has in flight at most for
+// each Redis node.
+const CallsPerNode = callsPerNode

@@ -494,3 +494,178 @@ func TestReserveConcurrentBuyers(t *testing.T) {
 		t.Fatalf("shard after the buys: %+v %v", counts, err)
 	}
 }
+
+// flightClient holds every script call for delay, and until gate is
+// closed (or the call's context ends) when set, and counts the calls in
+// flight at most.
+type flightClient struct {
+	rueidis.Client
+	delay             time.Duration
+	gate              chan struct{}
+	inFlight, maxSeen atomic.Int64
+	calls             atomic.Int64
+}
+
+func (c *flightClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	if name := cmd.Commands()[0]; name == "EVALSHA" || name == "EVAL" {
+		c.calls.Add(1)
+		n := c.inFlight.Add(1)
+		defer c.inFlight.Add(-1)
+		for m := c.maxSeen.Load(); n > m && !c.maxSeen.CompareAndSwap(m, n); m = c.maxSeen.Load() {
+		}
+		if c.gate != nil {
+			select {
+			case <-c.gate:
+			case <-ctx.Done():
+			}
+		}
+		time.Sleep(c.delay)
+	}
+	return c.Client.Do(ctx, cmd)
+}
+
+// openFlight opens a store whose script calls go through c, on a prefix of
+// its own, with shards shards of item loaded with units each; plain is a
+// store on the same prefix without c.
+func openFlight(t *testing.T, c *flightClient, item int64, shards int, units int64) (s, plain *redis.Store) {
+	t.Helper()
+	plain = open(t)
+	for sh := range shards {
+		if _, err := plain.Preload(context.Background(), item, sh, units); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: plain.Prefix(),
+		Wrap: func(inner rueidis.Client) rueidis.Client { c.Client = inner; return c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s, plain
+}
+
+// TestReserveCallsInFlight: a store has at most CallsPerNode reserve calls
+// in flight on a Redis of one node, whatever the shards, and the buys that
+// wait meanwhile go together in the next calls, each with its own answer.
+func TestReserveCallsInFlight(t *testing.T) {
+	const item, shards, buyers = 1, 8, 400
+	c := &flightClient{delay: 2 * time.Millisecond}
+	s, _ := openFlight(t, c, item, shards, buyers)
+	ids := flashgate.NewOrderIDs()
+	results := make([]redis.ReserveResult, buyers)
+	errs := make([]error, buyers)
+	var wg sync.WaitGroup
+	for i := range buyers {
+		wg.Go(func() {
+			user, order := int64(1000+i), ids.New(item)
+			r := flashgate.Reservation{OrderID: order, ItemID: item, UserID: user, Amount: 100, Shard: i % shards, At: time.Now()}
+			results[i], errs[i] = s.Reserve(context.Background(), item, i%shards, user, order, r.AppendWire(nil), r.At)
+		})
+	}
+	wg.Wait()
+	for i := range buyers {
+		if errs[i] != nil || results[i].Outcome != redis.Reserved || results[i].Earlier {
+			t.Fatalf("buyer %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+	if got := c.maxSeen.Load(); got != redis.CallsPerNode {
+		t.Errorf("%d reserve calls in flight at most, want %d (one Redis node)", got, redis.CallsPerNode)
+	}
+	// Two at a time, 2 ms each: without the waits' buys joining the calls
+	// there would be a call for every few buyers.
+	if calls := c.calls.Load(); calls > buyers/4 {
+		t.Errorf("%d calls for %d buyers", calls, buyers)
+	}
+	counts, err := s.Counts(context.Background(), item, shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sh, n := range counts {
+		if n.Stock != buyers-buyers/shards || len(n.Outbox) != buyers/shards {
+			t.Errorf("shard %d: %d units left and %d orders in its outbox, want %d and %d",
+				sh, n.Stock, len(n.Outbox), buyers-buyers/shards, buyers/shards)
+		}
+	}
+}
+
+// TestReserveGivesUpWaitingForACall: a leader whose context ends while the
+// store's calls are all out answers its buyers with the context's error,
+// having sent nothing: the same buy afterwards takes a unit as new.
+func TestReserveGivesUpWaitingForACall(t *testing.T) {
+	const item = 1
+	c := &flightClient{gate: make(chan struct{})}
+	s, _ := openFlight(t, c, item, redis.CallsPerNode+1, 10)
+	ids := flashgate.NewOrderIDs()
+	reserveOn := func(ctx context.Context, shard int, user int64, order string) (redis.ReserveResult, error) {
+		r := flashgate.Reservation{OrderID: order, ItemID: item, UserID: user, Amount: 100, Shard: shard, At: time.Now()}
+		return s.Reserve(ctx, item, shard, user, order, r.AppendWire(nil), r.At)
+	}
+	var wg sync.WaitGroup
+	for sh := range redis.CallsPerNode { // every call the store may have out, held
+		wg.Go(func() {
+			if res, err := reserveOn(context.Background(), sh, int64(100+sh), ids.New(item)); err != nil || res.Outcome != redis.Reserved {
+				t.Errorf("held buy on shard %d: %+v, %v", sh, res, err)
+			}
+		})
+	}
+	for c.inFlight.Load() != redis.CallsPerNode {
+		time.Sleep(100 * time.Microsecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	order := ids.New(item)
+	if res, err := reserveOn(ctx, redis.CallsPerNode, 7, order); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting for a call past the deadline: %+v, %v", res, err)
+	}
+	if got := c.calls.Load(); got != redis.CallsPerNode {
+		t.Errorf("%d script calls, want the %d held", got, redis.CallsPerNode)
+	}
+	close(c.gate)
+	wg.Wait()
+	if res, err := reserveOn(context.Background(), redis.CallsPerNode, 7, order); err != nil || res.Outcome != redis.Reserved || res.Earlier || res.Left != 9 {
+		t.Fatalf("the same buy again: %+v, %v; want a unit taken now, 9 left", res, err)
+	}
+}
+
+// TestReserveTakesTheWaitIntoItsCall: the buys of a shard that queue while
+// the leader of its next call waits for the store's calls to be fewer than
+// CallsPerNode go in that call, not in one more after it.
+func TestReserveTakesTheWaitIntoItsCall(t *testing.T) {
+	const item, waiting = 1, 5
+	c := &flightClient{gate: make(chan struct{})}
+	s, _ := openFlight(t, c, item, redis.CallsPerNode+1, 10)
+	ids := flashgate.NewOrderIDs()
+	var wg sync.WaitGroup
+	buyOn := func(shard int, user int64) {
+		wg.Go(func() {
+			order := ids.New(item)
+			r := flashgate.Reservation{OrderID: order, ItemID: item, UserID: user, Amount: 100, Shard: shard, At: time.Now()}
+			if res, err := s.Reserve(context.Background(), item, shard, user, order, r.AppendWire(nil), r.At); err != nil || res.Outcome != redis.Reserved {
+				t.Errorf("user %d on shard %d: %+v, %v", user, shard, res, err)
+			}
+		})
+	}
+	for sh := range redis.CallsPerNode { // every call the store may have out, held
+		buyOn(sh, int64(100+sh))
+	}
+	for c.inFlight.Load() != redis.CallsPerNode {
+		time.Sleep(100 * time.Microsecond)
+	}
+	shard := redis.CallsPerNode
+	for i := range waiting + 1 { // a leader waiting for a call, and those queued behind it
+		buyOn(shard, int64(200+i))
+	}
+	for since := time.Now(); s.QueuedBuyers(item, shard) != waiting; time.Sleep(100 * time.Microsecond) {
+		if time.Since(since) > 5*time.Second {
+			t.Fatalf("%d buys queued, want %d", s.QueuedBuyers(item, shard), waiting)
+		}
+	}
+	if got := c.calls.Load(); got != redis.CallsPerNode {
+		t.Fatalf("%d script calls before the held ones ended, want %d", got, redis.CallsPerNode)
+	}
+	close(c.gate)
+	wg.Wait()
+	if got := c.calls.Load(); got != redis.CallsPerNode+1 {
+		t.Errorf("%d script calls, want %d: the held ones, and one for the %d buys of shard %d", got, redis.CallsPerNode+1, waiting+1, shard)
+	}
+}

@@ -47,6 +47,10 @@ type Store struct {
 	keys   keyCache
 
 	announce atomic.Pointer[Announcer]
+	// calls holds a token for each reserve call in flight: at most
+	// callsPerNode for each Redis node the client knew at Open (see
+	// Store.Reserve).
+	calls chan struct{}
 
 	reserve, take, credit, release, preload, settle, relay *rueidis.Lua
 	withdraw, count, heartbeat                             *rueidis.Lua
@@ -120,6 +124,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
 	}
+	s.calls = make(chan struct{}, callsPerNode*max(1, len(c.Nodes())))
 	if o.Wrap != nil {
 		c = o.Wrap(c)
 	}
