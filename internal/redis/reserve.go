@@ -18,7 +18,7 @@ import (
 // few buyers costs Redis, and the shards of a hot item sit on few nodes.
 // While that many calls are out, the leader of the next waits, and the buys
 // of its shard that arrive meanwhile go in its call too: under a storm on 8
-// shards a call carried 12.8 buyers instead of 6, and Redis spent 0.9 µs
+// shards a call carried 13 buyers instead of 6, and Redis spent 1.1 µs
 // less an order (docs/performance.md). A lone buy still goes at once.
 const callsPerNode = 2
 
