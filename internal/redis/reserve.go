@@ -24,8 +24,9 @@ const callsPerNode = 2
 
 // maxBatch bounds the buyers of one reserve call, so that one call holds
 // Redis (which runs a script to its end before anything else) for a bounded
-// time: about 4 to 5 µs of Redis CPU a buyer (docs/performance.md), so at
-// most about 0.3 ms a call.
+// time: about 2.5 to 3.5 µs of Redis CPU a buyer in a full call
+// (scripts/reserve-bench.sh, docs/performance.md), so at most about 0.2 ms
+// a call.
 const maxBatch = 64
 
 // reserveQueue coalesces the buys of one shard (natural batching): a buy
