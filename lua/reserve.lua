@@ -102,9 +102,9 @@ local from = 1 -- where buyer i's line starts in ARGV[5]
 for i = 1, buyers do
   local to = string.find(ARGV[5], '\n', from, true) or #ARGV[5] + 1
   if reply[2 * i - 1] == 0 then
-    local order = ARGV[2 * i + 5]
-    newMarks[#newMarks + 1], newMarks[#newMarks + 2] = users[i], order
-    ids[#ids + 1], wires[#wires + 1] = order, string.sub(ARGV[5], from, to - 1)
+    local order, k = ARGV[2 * i + 5], #ids
+    newMarks[2 * k + 1], newMarks[2 * k + 2] = users[i], order
+    ids[k + 1], wires[k + 1] = order, string.sub(ARGV[5], from, to - 1)
   end
   from = to + 1
 end
