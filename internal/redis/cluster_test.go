@@ -282,3 +282,39 @@ func TestBuysWhileSlotsMigrate(t *testing.T) {
 		t.Fatalf("%d left + %d held != %d; %d buyers told Reserved", left, held, shards*perShard, len(reserved))
 	}
 }
+
+// TestReserveCallsUnboundedOnCluster: on Redis Cluster a store does not
+// bound its reserve calls in flight (CallsPerNode is for a Redis of one
+// primary), so that calls stuck on a node cannot hold the turns of calls to
+// the others: the calls of eight shards go side by side.
+func TestReserveCallsUnboundedOnCluster(t *testing.T) {
+	const item, shards = 43, 8
+	cl := testenv.RedisCluster(t)
+	c := &flightClient{delay: 20 * time.Millisecond}
+	s, err := redis.Open(context.Background(), redis.Options{Addrs: cl.Addrs, Prefix: testenv.PrefixOn(t, cl.Addrs),
+		Wrap: func(inner rueidis.Client) rueidis.Client { c.Client = inner; return c }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	for sh := range shards {
+		if _, err := s.Preload(context.Background(), item, sh, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := flashgate.NewOrderIDs()
+	var wg sync.WaitGroup
+	for sh := range shards {
+		wg.Go(func() {
+			user, order := int64(500+sh), ids.New(item)
+			r := flashgate.Reservation{OrderID: order, ItemID: item, UserID: user, Amount: 100, Shard: sh, At: time.Now()}
+			if res, err := s.Reserve(context.Background(), item, sh, user, order, r.AppendWire(nil), r.At); err != nil || res.Outcome != redis.Reserved {
+				t.Errorf("shard %d: %+v, %v", sh, res, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := c.maxSeen.Load(); got <= redis.CallsPerNode {
+		t.Errorf("%d reserve calls in flight at most on a cluster; want the shards' calls side by side (more than %d)", got, redis.CallsPerNode)
+	}
+}

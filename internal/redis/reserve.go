@@ -12,14 +12,17 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// callsPerNode bounds the reserve calls a store has in flight, for each
-// Redis node: a call's fixed cost (the Lua call, the fence, the stock, one
+// callsPerNode bounds the reserve calls a store has in flight on a Redis of
+// one primary (standalone, or behind Sentinel), where every shard shares
+// one thread: a call's fixed cost (the Lua call, the fence, the stock, one
 // write each of marks and outbox, a round trip) is most of what a call of a
-// few buyers costs Redis, and the shards of a hot item sit on few nodes.
-// While that many calls are out, the leader of the next waits, and the buys
-// of its shard that arrive meanwhile go in its call too: under a storm on 8
-// shards a call carried 13 buyers instead of 6, and Redis spent 1.1 µs
-// less an order (docs/performance.md). A lone buy still goes at once.
+// few buyers costs Redis. While that many calls are out, the leader of the
+// next waits, and the buys of its shard that arrive meanwhile go in its call
+// too: under a storm on 8 shards a call carried 13 buyers instead of 6, and
+// Redis spent 1.1 µs less an order (docs/performance.md). A lone buy still
+// goes at once. On Redis Cluster there is no such bound: one bound for all
+// nodes would let calls stuck on a node that hangs hold the turns that the
+// calls to the others need, and the client does not tell a key's node.
 const callsPerNode = 2
 
 // maxBatch bounds the buyers of one reserve call, so that one call holds
@@ -33,7 +36,7 @@ const maxBatch = 64
 // whose shard has a reserve call in flight waits for that call to end and
 // goes in the next one, with every other buy that arrived meanwhile. There
 // is no timer: a buy that finds no call in flight goes at once, alone,
-// unless the store has callsPerNode calls a node in flight already.
+// unless the store has callsPerNode calls in flight already.
 //
 // A call is sent by its leader, the first buyer of its batch. When it ends
 // the leader hands the queue (up to maxBatch) to its first waiter, who
@@ -76,14 +79,13 @@ func (s *Store) Reserve(ctx context.Context, item int64, shard int, userID int64
 	// with the same timeout for everyone no buyer of the batch waits for
 	// its answer past its own deadline.
 	var value []byte
-	select {
-	case s.calls <- struct{}{}:
+	if s.callTurn(ctx) {
 		// The buys that queued while the leader waited for its turn go
 		// in its call.
 		me.batch = k.queue.extend(me.batch)
 		value = s.reserveCall(ctx, k, me.batch)
-		<-s.calls
-	case <-ctx.Done():
+		s.callDone()
+	} else {
 		for _, b := range me.batch {
 			b.err = fmt.Errorf("reserve: %w", ctx.Err()) // nothing was sent
 		}
@@ -150,6 +152,28 @@ func (q *reserveQueue) handOff() *buyer {
 	}
 	batch[0].batch = batch
 	return batch[0]
+}
+
+// callTurn waits until the store may send one more reserve call (see
+// callsPerNode); false when ctx ends first. A call that got its turn ends
+// it with callDone.
+func (s *Store) callTurn(ctx context.Context) bool {
+	if s.calls == nil {
+		return true
+	}
+	select {
+	case s.calls <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// callDone ends the turn of a call that callTurn let go.
+func (s *Store) callDone() {
+	if s.calls != nil {
+		<-s.calls
+	}
 }
 
 // extend adds to a leader's batch, once its call can go, the buys that

@@ -47,9 +47,9 @@ type Store struct {
 	keys   keyCache
 
 	announce atomic.Pointer[Announcer]
-	// calls holds a token for each reserve call in flight: at most
-	// callsPerNode for each Redis node the client knew at Open (see
-	// Store.Reserve).
+	// calls holds a token for each reserve call in flight, at most
+	// callsPerNode, on a Redis of one primary (standalone or Sentinel); nil
+	// on Redis Cluster (see callsPerNode).
 	calls chan struct{}
 
 	reserve, take, credit, release, preload, settle, relay *rueidis.Lua
@@ -124,7 +124,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
 	}
-	s.calls = make(chan struct{}, callsPerNode*max(1, len(c.Nodes())))
+	if c.Mode() != rueidis.ClientModeCluster {
+		s.calls = make(chan struct{}, callsPerNode)
+	}
 	if o.Wrap != nil {
 		c = o.Wrap(c)
 	}
