@@ -251,6 +251,11 @@ func EntryLines(v []byte) iter.Seq2[Reservation, error] {
 // lines.
 func EntryLen(v []byte) int { return 1 + bytes.Count(v, []byte{'\n'}) }
 
+// EntryKey returns the Kafka key of an outbox entry's message: the user id
+// of its first reservation, in decimal. The gateway and the relay key an
+// entry alike, so that copies of it go to one partition.
+func EntryKey(firstUser int64) []byte { return strconv.AppendInt(nil, firstUser, 10) }
+
 // EntryField returns the outbox field of the entry that holds rs, in order.
 func EntryField(rs []Reservation) string {
 	if len(rs) == 1 {

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -523,7 +522,7 @@ func (w *Worker) Relay(ctx context.Context) error {
 				first, _, _ := bytes.Cut(v, []byte{'\n'})
 				var key []byte
 				if r, err := flashgate.ParseReservation(first); err == nil {
-					key = strconv.AppendInt(nil, r.UserID, 10)
+					key = flashgate.EntryKey(r.UserID)
 				}
 				msgs = append(msgs, kafka.Message{Key: key, Value: v})
 				n += flashgate.EntryLen(v)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/flashgate/flashgate"
 )
 
 // callsPerNode bounds the reserve calls a store has in flight on a Redis of
@@ -292,7 +294,7 @@ func (s *Store) announceValue(ctx context.Context, user int64, value []byte) err
 	if a == nil {
 		return nil
 	}
-	return (*a)(ctx, strconv.AppendInt(nil, user, 10), value)
+	return (*a)(ctx, flashgate.EntryKey(user), value)
 }
 
 // CreditReserve runs reserve.lua on the user's home shard with a transfer:
