@@ -284,7 +284,7 @@ func TestBuysWhileSlotsMigrate(t *testing.T) {
 }
 
 // TestReserveCallsUnboundedOnCluster: on Redis Cluster a store does not
-// bound its reserve calls in flight (CallsPerNode is for a Redis of one
+// bound its reserve calls in flight (MaxCallsInFlight is for a Redis of one
 // primary), so that calls stuck on a node cannot hold the turns of calls to
 // the others: the calls of eight shards go side by side.
 func TestReserveCallsUnboundedOnCluster(t *testing.T) {
@@ -314,7 +314,7 @@ func TestReserveCallsUnboundedOnCluster(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := c.maxSeen.Load(); got <= redis.CallsPerNode {
-		t.Errorf("%d reserve calls in flight at most on a cluster; want the shards' calls side by side (more than %d)", got, redis.CallsPerNode)
+	if got := c.maxSeen.Load(); got <= redis.MaxCallsInFlight {
+		t.Errorf("%d reserve calls in flight at most on a cluster; want the shards' calls side by side (more than %d)", got, redis.MaxCallsInFlight)
 	}
 }

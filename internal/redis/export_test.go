@@ -11,6 +11,6 @@ func (s *Store) QueuedBuyers(item int64, shard int) int {
 	return len(q.waiting)
 }
 
-// CallsPerNode is how many reserve calls a store has in flight at most for
-// each Redis node.
-const CallsPerNode = callsPerNode
+// MaxCallsInFlight is how many reserve calls a store has in flight at most
+// on a Redis of one primary.
+const MaxCallsInFlight = maxCallsInFlight

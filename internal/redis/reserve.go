@@ -14,7 +14,7 @@ import (
 	"github.com/flashgate/flashgate"
 )
 
-// callsPerNode bounds the reserve calls a store has in flight on a Redis of
+// maxCallsInFlight bounds the reserve calls a store has in flight on a Redis of
 // one primary (standalone, or behind Sentinel), where every shard shares
 // one thread: a call's fixed cost (the Lua call, the fence, the stock, one
 // write each of marks and outbox, a round trip) is most of what a call of a
@@ -25,7 +25,7 @@ import (
 // goes at once. On Redis Cluster there is no such bound: one bound for all
 // nodes would let calls stuck on a node that hangs hold the turns that the
 // calls to the others need, and the client does not tell a key's node.
-const callsPerNode = 2
+const maxCallsInFlight = 2
 
 // maxBatch bounds the buyers of one reserve call, so that one call holds
 // Redis (which runs a script to its end before anything else) for a bounded
@@ -38,7 +38,7 @@ const maxBatch = 64
 // whose shard has a reserve call in flight waits for that call to end and
 // goes in the next one, with every other buy that arrived meanwhile. There
 // is no timer: a buy that finds no call in flight goes at once, alone,
-// unless the store has callsPerNode calls in flight already.
+// unless the store has maxCallsInFlight calls in flight already.
 //
 // A call is sent by its leader, the first buyer of its batch. When it ends
 // the leader hands the queue (up to maxBatch) to its first waiter, who
@@ -157,7 +157,7 @@ func (q *reserveQueue) handOff() *buyer {
 }
 
 // callTurn waits until the store may send one more reserve call (see
-// callsPerNode); false when ctx ends first. A call that got its turn ends
+// maxCallsInFlight); false when ctx ends first. A call that got its turn ends
 // it with callDone.
 func (s *Store) callTurn(ctx context.Context) bool {
 	if s.calls == nil {

@@ -544,7 +544,7 @@ func openFlight(t *testing.T, c *flightClient, item int64, shards int, units int
 	return s, plain
 }
 
-// TestReserveCallsInFlight: a store has at most CallsPerNode reserve calls
+// TestReserveCallsInFlight: a store has at most MaxCallsInFlight reserve calls
 // in flight on a Redis of one node, whatever the shards, and the buys that
 // wait meanwhile go together in the next calls, each with its own answer.
 func TestReserveCallsInFlight(t *testing.T) {
@@ -568,8 +568,8 @@ func TestReserveCallsInFlight(t *testing.T) {
 			t.Fatalf("buyer %d: %+v, %v", i, results[i], errs[i])
 		}
 	}
-	if got := c.maxSeen.Load(); got != redis.CallsPerNode {
-		t.Errorf("%d reserve calls in flight at most, want %d (one Redis node)", got, redis.CallsPerNode)
+	if got := c.maxSeen.Load(); got != redis.MaxCallsInFlight {
+		t.Errorf("%d reserve calls in flight at most, want %d (one Redis node)", got, redis.MaxCallsInFlight)
 	}
 	// Two at a time, 2 ms each: without the waits' buys joining the calls
 	// there would be a call for every few buyers.
@@ -594,46 +594,46 @@ func TestReserveCallsInFlight(t *testing.T) {
 func TestReserveGivesUpWaitingForACall(t *testing.T) {
 	const item = 1
 	c := &flightClient{gate: make(chan struct{})}
-	s, _ := openFlight(t, c, item, redis.CallsPerNode+1, 10)
+	s, _ := openFlight(t, c, item, redis.MaxCallsInFlight+1, 10)
 	ids := flashgate.NewOrderIDs()
 	reserveOn := func(ctx context.Context, shard int, user int64, order string) (redis.ReserveResult, error) {
 		r := flashgate.Reservation{OrderID: order, ItemID: item, UserID: user, Amount: 100, Shard: shard, At: time.Now()}
 		return s.Reserve(ctx, item, shard, user, order, r.AppendWire(nil), r.At)
 	}
 	var wg sync.WaitGroup
-	for sh := range redis.CallsPerNode { // every call the store may have out, held
+	for sh := range redis.MaxCallsInFlight { // every call the store may have out, held
 		wg.Go(func() {
 			if res, err := reserveOn(context.Background(), sh, int64(100+sh), ids.New(item)); err != nil || res.Outcome != redis.Reserved {
 				t.Errorf("held buy on shard %d: %+v, %v", sh, res, err)
 			}
 		})
 	}
-	for c.inFlight.Load() != redis.CallsPerNode {
+	for c.inFlight.Load() != redis.MaxCallsInFlight {
 		time.Sleep(100 * time.Microsecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	order := ids.New(item)
-	if res, err := reserveOn(ctx, redis.CallsPerNode, 7, order); !errors.Is(err, context.DeadlineExceeded) {
+	if res, err := reserveOn(ctx, redis.MaxCallsInFlight, 7, order); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting for a call past the deadline: %+v, %v", res, err)
 	}
-	if got := c.calls.Load(); got != redis.CallsPerNode {
-		t.Errorf("%d script calls, want the %d held", got, redis.CallsPerNode)
+	if got := c.calls.Load(); got != redis.MaxCallsInFlight {
+		t.Errorf("%d script calls, want the %d held", got, redis.MaxCallsInFlight)
 	}
 	close(c.gate)
 	wg.Wait()
-	if res, err := reserveOn(context.Background(), redis.CallsPerNode, 7, order); err != nil || res.Outcome != redis.Reserved || res.Earlier || res.Left != 9 {
+	if res, err := reserveOn(context.Background(), redis.MaxCallsInFlight, 7, order); err != nil || res.Outcome != redis.Reserved || res.Earlier || res.Left != 9 {
 		t.Fatalf("the same buy again: %+v, %v; want a unit taken now, 9 left", res, err)
 	}
 }
 
 // TestReserveTakesTheWaitIntoItsCall: the buys of a shard that queue while
 // the leader of its next call waits for the store's calls to be fewer than
-// CallsPerNode go in that call, not in one more after it.
+// MaxCallsInFlight go in that call, not in one more after it.
 func TestReserveTakesTheWaitIntoItsCall(t *testing.T) {
 	const item, waiting = 1, 5
 	c := &flightClient{gate: make(chan struct{})}
-	s, _ := openFlight(t, c, item, redis.CallsPerNode+1, 10)
+	s, _ := openFlight(t, c, item, redis.MaxCallsInFlight+1, 10)
 	ids := flashgate.NewOrderIDs()
 	var wg sync.WaitGroup
 	buyOn := func(shard int, user int64) {
@@ -645,13 +645,13 @@ func TestReserveTakesTheWaitIntoItsCall(t *testing.T) {
 			}
 		})
 	}
-	for sh := range redis.CallsPerNode { // every call the store may have out, held
+	for sh := range redis.MaxCallsInFlight { // every call the store may have out, held
 		buyOn(sh, int64(100+sh))
 	}
-	for c.inFlight.Load() != redis.CallsPerNode {
+	for c.inFlight.Load() != redis.MaxCallsInFlight {
 		time.Sleep(100 * time.Microsecond)
 	}
-	shard := redis.CallsPerNode
+	shard := redis.MaxCallsInFlight
 	for i := range waiting + 1 { // a leader waiting for a call, and those queued behind it
 		buyOn(shard, int64(200+i))
 	}
@@ -660,12 +660,12 @@ func TestReserveTakesTheWaitIntoItsCall(t *testing.T) {
 			t.Fatalf("%d buys queued, want %d", s.QueuedBuyers(item, shard), waiting)
 		}
 	}
-	if got := c.calls.Load(); got != redis.CallsPerNode {
-		t.Fatalf("%d script calls before the held ones ended, want %d", got, redis.CallsPerNode)
+	if got := c.calls.Load(); got != redis.MaxCallsInFlight {
+		t.Fatalf("%d script calls before the held ones ended, want %d", got, redis.MaxCallsInFlight)
 	}
 	close(c.gate)
 	wg.Wait()
-	if got := c.calls.Load(); got != redis.CallsPerNode+1 {
-		t.Errorf("%d script calls, want %d: the held ones, and one for the %d buys of shard %d", got, redis.CallsPerNode+1, waiting+1, shard)
+	if got := c.calls.Load(); got != redis.MaxCallsInFlight+1 {
+		t.Errorf("%d script calls, want %d: the held ones, and one for the %d buys of shard %d", got, redis.MaxCallsInFlight+1, waiting+1, shard)
 	}
 }

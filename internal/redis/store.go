@@ -48,8 +48,8 @@ type Store struct {
 
 	announce atomic.Pointer[Announcer]
 	// calls holds a token for each reserve call in flight, at most
-	// callsPerNode, on a Redis of one primary (standalone or Sentinel); nil
-	// on Redis Cluster (see callsPerNode).
+	// maxCallsInFlight, on a Redis of one primary (standalone or Sentinel); nil
+	// on Redis Cluster (see maxCallsInFlight).
 	calls chan struct{}
 
 	reserve, take, credit, release, preload, settle, relay *rueidis.Lua
@@ -125,7 +125,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connect to redis %s: %w", strings.Join(o.Addrs, ","), err)
 	}
 	if c.Mode() != rueidis.ClientModeCluster {
-		s.calls = make(chan struct{}, callsPerNode)
+		s.calls = make(chan struct{}, maxCallsInFlight)
 	}
 	if o.Wrap != nil {
 		c = o.Wrap(c)
