@@ -40,7 +40,11 @@ type Config struct {
 	Batch         int    // most reservations per MySQL transaction; default 1000
 	// Linger is how long a consumer waits to fill a batch once it has one
 	// reservation: longer means fewer, larger transactions under load, at
-	// the price of that much delay before a row exists; default 20ms.
+	// the price of that much delay before a row exists; default 100ms. A
+	// batch costs MariaDB about half a millisecond whatever its size (the
+	// transaction, its commit and its five statements), and the consumer
+	// its Kafka commit and outbox settle: at 20ms a batch at half the
+	// storm's rate held about 200 reservations (docs/performance.md).
 	Linger     time.Duration
 	WriteRate  int // most transactions per second per consumer; 0: unpaced
 	RelayAfter time.Duration
@@ -196,7 +200,7 @@ func New(cfg Config, db *mysql.DB, store *redis.Store, producer *kafka.Producer,
 	}
 	defaultTo(&cfg.Consumers, 2)
 	defaultTo(&cfg.Batch, 1000)
-	defaultTo(&cfg.Linger, 20*time.Millisecond)
+	defaultTo(&cfg.Linger, 100*time.Millisecond)
 	defaultTo(&cfg.RelayAfter, 5*time.Second)
 	defaultTo(&cfg.TransferAfter, 5*time.Second)
 	defaultTo(&cfg.Tick, time.Second)

@@ -216,7 +216,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, e
 	if a.serves(config.RoleWorker) {
 		a.Worker = worker.New(worker.Config{
 			Brokers: a.Brokers, KafkaSecurity: ksec, Topic: cfg.KafkaTopic, Consumers: cfg.WorkerConsumers,
-			Batch: cfg.WorkerBatch, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
+			Batch: cfg.WorkerBatch, Linger: cfg.WorkerLinger, WriteRate: cfg.WorkerWriteRate, RelayAfter: cfg.RelayAfter,
 			ArchiveAfter: cfg.ArchiveAfter,
 			RepairGrace:  cfg.RepairGrace,
 			Written:      a.Payment.OrdersWritten,

@@ -71,6 +71,7 @@ type Config struct {
 
 	KafkaPartitions int
 	WorkerBatch     int
+	WorkerLinger    time.Duration
 	WorkerWriteRate int
 	WorkerConsumers int
 	RelayAfter      time.Duration
@@ -367,6 +368,7 @@ func FromValues(role string, vals map[string]*string) (*Config, error) {
 	c.AutobanFor = r.duration("FLASHGATE_AUTOBAN_FOR")
 
 	c.WorkerBatch = r.int("FLASHGATE_WORKER_BATCH")
+	c.WorkerLinger = r.duration("FLASHGATE_WORKER_LINGER")
 	c.WorkerWriteRate = r.int("FLASHGATE_WORKER_WRITE_RATE")
 	c.WorkerConsumers = r.int("FLASHGATE_WORKER_CONSUMERS")
 	c.RelayAfter = r.duration("FLASHGATE_RELAY_AFTER")

@@ -195,6 +195,7 @@ var settings = []Setting{
 
 	{Env: "FLASHGATE_WORKER_CONSUMERS", Type: Int, Default: "2", Help: "Kafka consumers per worker process", Roles: "dev worker", Min: 1, Max: 64},
 	{Env: "FLASHGATE_WORKER_BATCH", Type: Int, Default: "1000", Help: "most reservations a worker writes in one transaction", Roles: "dev worker", Min: 1, Max: 100000},
+	{Env: "FLASHGATE_WORKER_LINGER", Type: Duration, Default: "100ms", Help: "how long a worker consumer gathers reservations into one MySQL transaction once it has one", Roles: "dev worker", Min: float64(time.Millisecond), Max: float64(10 * time.Second)},
 	{Env: "FLASHGATE_WORKER_WRITE_RATE", Type: Int, Default: "0", Help: "most MySQL batch transactions per second per consumer (0: unpaced)", Roles: "dev worker", Min: 0, Max: 1e6},
 	{Env: "FLASHGATE_RELAY_AFTER", Type: Duration, Default: "5s", Help: "outbox entries older than this are produced again", Roles: "dev worker", Min: float64(100 * time.Millisecond), Max: maxDuration},
 	{Env: "FLASHGATE_REPAIR_GRACE", Type: Duration, Default: "30s", Help: "a repair after a Redis rewind waits this long for producers' retries before reading Kafka's end", Roles: "dev worker", Min: 0, Max: maxDuration},
