@@ -41,10 +41,10 @@ type Config struct {
 	// Linger is how long a consumer waits to fill a batch once it has one
 	// reservation: longer means fewer, larger transactions under load, at
 	// the price of that much delay before a row exists; default 100ms. A
-	// batch costs MariaDB about half a millisecond whatever its size (the
-	// transaction, its commit and its five statements), and the consumer
-	// its Kafka commit and outbox settle: at 20ms a batch at half the
-	// storm's rate held about 200 reservations (docs/performance.md).
+	// batch costs MariaDB about half a millisecond whatever its size (its
+	// four statements and its commit), and the consumer its Kafka commit
+	// and outbox settle: at 20ms a batch at half the storm's rate held
+	// about 200 reservations (docs/performance.md, "The workers' linger").
 	Linger     time.Duration
 	WriteRate  int // most transactions per second per consumer; 0: unpaced
 	RelayAfter time.Duration
