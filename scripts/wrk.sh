@@ -112,6 +112,14 @@ stats() { # item field
   curl -fs -H "Authorization: Bearer ${FLASHGATE_ADMIN_TOKEN:-dev-admin-token}" "$WRK_ADMIN/admin/v1/items/$1/stats" |
     sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p"
 }
+# batches: the worker's transactions so far and the reservations they
+# inserted, from the dev process's /metrics (empty with WRK_TARGET, where
+# the workers are not ours to read).
+batches() {
+  [ -n "${DEVPID:-}" ] || return 0
+  { curl -fs "$WRK_TARGET/metrics" || true; } | awk '$1 == "flashgate_worker_batch_seconds_count" { b = $2 }
+    $1 == "flashgate_worker_reservations_total{result=\"inserted\"}" { n = $2 } END { if (b != "") print b, n }'
+}
 redis_cpu() {
   redis-cli -h "${REDIS%:*}" -p "${REDIS##*:}" info cpu | tr -d '\r' |
     awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
@@ -176,7 +184,7 @@ for round in $(seq 1 "$REPEAT"); do
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   ridle=$(rate "$r0" "$r1" "$w") midle=$(rate "$m0" "$m1" "$w")
   rcli CONFIG RESETSTAT >/dev/null
-  r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now) d0=$(proc_cpu "${DEVPID:-}")
+  r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now) d0=$(proc_cpu "${DEVPID:-}") w0=$(batches)
   gw=$(run rotate.lua "$WRK_TARGET$path" "$TMP/buy.tok")
   ended=$(now) gwrk=$(cat "$TMP/wrk.cpu")
   accepted=$(( $(reqs "$gw") - $(non2xx "$gw") ))
@@ -189,7 +197,7 @@ for round in $(seq 1 "$REPEAT"); do
     sleep 0.1
   done
   settled=$(awk -v a="$ended" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-  r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now) d1=$(proc_cpu "${DEVPID:-}")
+  r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now) d1=$(proc_cpu "${DEVPID:-}") w1=$(batches)
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   echo "buy      flashgate $(rps "$gw")/s (p99 $(p99 "$gw"), $(non2xx "$gw") non-2xx) ÷ bare $(rps "$bare")/s = $(ratio "$(rps "$gw")" "$(rps "$bare")")  (goal ≥ 0.50)"
   echo "         $accepted accepted, $orders orders, settled ${settled}s after the storm (goal ≤ 20s); CPU per order: Redis $(per_order "$r0" "$r1" "$orders" "$ridle" "$w") (goal ≤ 5), MariaDB $(per_order "$m0" "$m1" "$orders" "$midle" "$w") (goal ≤ 6)"
@@ -204,6 +212,10 @@ for round in $(seq 1 "$REPEAT"); do
   echo "         budget, µs of CPU a request: bare run: wrk $b_wrk + handler $b_h = $(sum_us "$b_wrk" "$b_h");" \
     "buy run: wrk $g_wrk + flashgate dev $g_dev + Redis $g_r + MariaDB $g_m = $(sum_us "$g_wrk" "$g_dev" "$g_r" "$g_m")" \
     "($(nproc) cores give $(cores_us "$(rps "$gw")") at this rate; buys ÷ ceiling ≥ 0.50 needs ≤ $(cores_us "$(awk -v r="$(rps "$bare")" 'BEGIN { print r / 2 }')"))"
+  if [ -n "$w0" ] && [ -n "$w1" ]; then
+    awk -v a="$w0" -v b="$w1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[1] - x[1]
+      printf "         the workers wrote them in %d transactions, %.0f orders a transaction (FLASHGATE_WORKER_LINGER)\n", n, (n > 0 ? (y[2] - x[2]) / n : 0) }'
+  fi
   echo "         Redis commands during the buy run and its drain, per order (INFO commandstats):"
   cmdstats "$orders"
 
