@@ -11,8 +11,9 @@
 # long the storm took to settle, and the budget: the CPU of each process
 # (wrk, the dev process, Redis, MariaDB; wrk and the bare handler in the
 # bare run) a request, against what the machine's cores give a request at
-# the rate measured and at half the bare ceiling (the buys goal). Installs
-# wrk from Debian when missing.
+# the rate measured and at half the bare ceiling (the buys goal), and how
+# many transactions the workers wrote the orders in. Installs wrk from
+# Debian when missing.
 #
 # Starts its own dev stack on free ports with its own database and its own
 # redis-server (so that INFO cpu counts this run only, not the other users
