@@ -146,14 +146,22 @@ func (q *reserveQueue) handOff() *buyer {
 		q.busy = false
 		return nil
 	}
-	batch := q.waiting
-	q.waiting = nil
-	if len(batch) > maxBatch {
-		q.waiting = append(q.waiting, batch[maxBatch:]...)
-		batch = batch[:maxBatch:maxBatch]
-	}
+	batch := q.takeWaiting(maxBatch)
 	batch[0].batch = batch
 	return batch[0]
+}
+
+// takeWaiting removes the first n waiting buys (fewer when fewer wait) from
+// the queue and returns them, in order; q.mu is held.
+func (q *reserveQueue) takeWaiting(n int) []*buyer {
+	n = max(0, min(n, len(q.waiting)))
+	taken := q.waiting[:n:n]
+	if n == len(q.waiting) {
+		q.waiting = nil
+	} else {
+		q.waiting = append([]*buyer(nil), q.waiting[n:]...)
+	}
+	return taken
 }
 
 // callTurn waits until the store may send one more reserve call (see
@@ -183,13 +191,7 @@ func (s *Store) callDone() {
 func (q *reserveQueue) extend(batch []*buyer) []*buyer {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := min(len(q.waiting), maxBatch-len(batch))
-	if n <= 0 {
-		return batch
-	}
-	batch = append(batch, q.waiting[:n]...)
-	q.waiting = append([]*buyer(nil), q.waiting[n:]...)
-	return batch
+	return append(batch, q.takeWaiting(maxBatch-len(batch))...)
 }
 
 // reserveCall runs reserve.lua for batch and sets each buyer's answer. An
