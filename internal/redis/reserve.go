@@ -208,7 +208,7 @@ func (s *Store) reserveCall(ctx context.Context, k *shardKeys, batch []*buyer) [
 	for _, b := range batch {
 		args = append(args, strconv.FormatInt(b.user, 10), b.order)
 	}
-	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
+	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args), len(batch))
 	for i, b := range batch {
 		if err != nil {
 			b.err = err
@@ -308,7 +308,7 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 	keys := []string{k.stock, k.buyers, k.outbox, k.base + "xin", k.ep}
 	args := []string{strconv.FormatInt(now.UnixMilli(), 10), xferID, strconv.FormatInt(units, 10),
 		orderID, string(wire), strconv.FormatInt(userID, 10), orderID}
-	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args).ToArray())
+	res, err := parseReserve(s.exec(ctx, s.reserve, keys, args), 1)
 	if err != nil {
 		return ReserveResult{}, err
 	}
@@ -326,10 +326,25 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 // already: Reserved, Earlier.
 const reservedEarlier ReserveOutcome = 4
 
-// parseReserve reads the script's reply: two entries per buyer.
-func parseReserve(vals []rueidis.RedisMessage, err error) ([]ReserveResult, error) {
+// parseReserve reads the script's reply to a call of buyers buyers: the
+// units left after the last of them when each took a unit, else two
+// entries per buyer.
+func parseReserve(reply rueidis.RedisResult, buyers int) ([]ReserveResult, error) {
+	msg, err := reply.ToMessage()
 	if err != nil {
 		return nil, fmt.Errorf("reserve: %w", fenced(err))
+	}
+	if msg.IsInt64() {
+		left, _ := msg.AsInt64()
+		out := make([]ReserveResult, buyers)
+		for i := range out {
+			out[i] = ReserveResult{Outcome: Reserved, Left: left + int64(buyers-1-i)}
+		}
+		return out, nil
+	}
+	vals, err := msg.ToArray()
+	if err != nil {
+		return nil, fmt.Errorf("reserve: reply: %w", err)
 	}
 	if len(vals) == 0 || len(vals)%2 != 0 {
 		return nil, errors.New("reserve: malformed reply")

@@ -230,6 +230,50 @@ func TestReserveSameUserInOneCall(t *testing.T) {
 	}
 }
 
+// TestReserveUserTwiceAmongNewBuyers: a call whose buyers hold no mark and
+// find units enough, but with a user twice, is not the usual call (every
+// buyer takes a unit) though the script wrote the marks as if it were: the
+// user keeps the mark of its first buy, the second is a duplicate, and the
+// entry holds the units taken, once each.
+func TestReserveUserTwiceAmongNewBuyers(t *testing.T) {
+	const item = 9
+	s, plain, c := openGatedLoaded(t, item, 10)
+	ctx := context.Background()
+	buys := []buy{
+		{user: 1, order: "lead"},
+		{user: 7, order: "a"},
+		{user: 8, order: "b"},
+		{user: 7, order: "c"},
+		{user: 9, order: "d"},
+	}
+	reserveQueued(t, s, c, item, buys)
+	want := []redis.ReserveResult{
+		{Outcome: redis.Reserved, Left: 9},
+		{Outcome: redis.Reserved, Left: 8},
+		{Outcome: redis.Reserved, Left: 7},
+		{Outcome: redis.DuplicateBuyer, OrderID: "a"},
+		{Outcome: redis.Reserved, Left: 6},
+	}
+	for i, b := range buys {
+		if b.err != nil || b.res != want[i] {
+			t.Errorf("buy %d (user %d, order %s): %+v %v, want %+v", i, b.user, b.order, b.res, b.err, want[i])
+		}
+	}
+	outbox, err := plain.Outbox(ctx, item, 0)
+	if err != nil || len(outbox) != 2 || outbox["lead"] == "" || outbox["a b d"] == "" {
+		t.Fatalf("outbox: %v %v, want the entries lead and a b d", outbox, err)
+	}
+	counts, err := plain.Counts(ctx, item, 1)
+	if err != nil || counts[0].Stock != 6 {
+		t.Fatalf("shard after the buys: %+v %v", counts, err)
+	}
+	for user, order := range map[int64]string{7: "a", 8: "b", 9: "d"} {
+		if got := reserve(t, plain, item, 0, user, "again"); got.Outcome != redis.DuplicateBuyer || got.OrderID != order {
+			t.Errorf("user %d again: %+v, want a duplicate of %s", user, got, order)
+		}
+	}
+}
+
 // TestReserveAnnouncesOneEntryACall: a call that took units hands Kafka one
 // message, the call's outbox entry as the script wrote it, keyed by its
 // first buyer; the announcer's error reaches the buyers it took and only
