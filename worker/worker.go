@@ -461,7 +461,7 @@ func (w *Worker) measureLag(ctx context.Context) {
 	defer m.Close()
 	everyTick(ctx, w.cfg.Tick, func() {
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		lag, err := m.Lag(lctx)
+		lag, stranded, err := m.Measure(lctx)
 		cancel()
 		switch {
 		case err == nil:
@@ -470,7 +470,28 @@ func (w *Worker) measureLag(ctx context.Context) {
 			w.m.errors.WithLabelValues("lag").Inc()
 			w.log.Warn("measure kafka lag", "err", err)
 		}
+		if len(stranded) > 0 {
+			w.rewind(ctx, stranded)
+		}
 	})
+}
+
+// rewind moves the group's offsets that lie past their partition's end
+// back to its first offset (kafka.RewindStranded). They come from a log
+// that is gone, such as an embedded broker's after a restart: a batch read
+// before it and committed after it, or the committed offsets of a group
+// that outlived its topic. Until then the group's readers of those
+// partitions wait for the new log to grow past them and read nothing of
+// it, not even the entries the relay produces again.
+func (w *Worker) rewind(ctx context.Context, stranded map[int]int64) {
+	w.log.Warn("consumer group offsets past their partitions' end: the log they were committed on is gone; reading those partitions again from their first offset",
+		"group", w.cfg.Group, "partitions", len(stranded))
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := kafka.RewindStranded(rctx, w.cfg.KafkaSecurity, w.cfg.Brokers, w.cfg.Topic, w.cfg.Group, stranded); err != nil && ctx.Err() == nil {
+		w.m.errors.WithLabelValues("rewind").Inc()
+		w.log.Warn("rewind stranded offsets", "err", err)
+	}
 }
 
 // Relay produces again the outbox entries older than RelayAfter: the

@@ -409,7 +409,12 @@ type ConsumerOptions struct {
 
 // NewConsumer joins a consumer group on a topic.
 func NewConsumer(o ConsumerOptions) *Consumer {
-	return &Consumer{r: kafkago.NewReader(kafkago.ReaderConfig{
+	return &Consumer{r: kafkago.NewReader(readerConfig(o))}
+}
+
+// readerConfig is a group member's reader as o says.
+func readerConfig(o ConsumerOptions) kafkago.ReaderConfig {
+	return kafkago.ReaderConfig{
 		Brokers:           o.Brokers,
 		Topic:             o.Topic,
 		GroupID:           o.Group,
@@ -424,7 +429,7 @@ func NewConsumer(o ConsumerOptions) *Consumer {
 		SessionTimeout:    10 * time.Second,
 		RebalanceTimeout:  3 * time.Second,
 		QueueCapacity:     4096,
-	})}
+	}
 }
 
 // FetchBatch waits for one message, then takes up to max-1 more that arrive

@@ -3,6 +3,8 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +78,111 @@ func TestGroupLag(t *testing.T) {
 	}
 	if _, err := kafka.GroupLag(ctx, kafka.Security{}, b.Addrs(), "no-such-topic", "g"); err == nil {
 		t.Fatal("lag of a missing topic: no error")
+	}
+}
+
+// TestRewindStranded: a broker that restarts without its log, and a batch
+// read before the restart whose commit lands after it (the worker retries
+// a commit until it succeeds), leave the group's offsets past the new
+// log's end. A reader of the group then waits there and reads none of what
+// the new log holds. Measure names those partitions, and RewindStranded
+// brings every reader of the group back to their first offset.
+func TestRewindStranded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	const topic, parts = "stranded", 2
+	b, err := kafka.StartBrokerAt(addr, topic, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	produce := func(n int, tag string) {
+		t.Helper()
+		p := kafka.NewProducer(kafka.ProducerOptions{Brokers: []string{addr}, Topic: topic})
+		for i := 0; i < n; i++ {
+			if !p.Enqueue(kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(tag + fmt.Sprint(i))}) {
+				t.Fatal("enqueue refused")
+			}
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(40, "old")
+	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{addr}, Topic: topic, Group: "g"})
+	var old []kafka.Message
+	for len(old) < 40 {
+		msgs, err := c.FetchBatch(ctx, 40, 50*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, msgs...)
+	}
+	if err := c.Commit(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b, err = kafka.StartBrokerAt(addr, topic, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// The batch's commit again, once the group has joined the new broker.
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.Commit(cctx, old)
+		ccancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("commit on the new broker: %v", err)
+		}
+	}
+	c.Close()
+	produce(6, "new")
+	c = kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{addr}, Topic: topic, Group: "g"})
+	defer c.Close()
+	wait, wcancel := context.WithTimeout(ctx, 3*time.Second)
+	if msgs, err := c.FetchBatch(wait, 10, 10*time.Millisecond); err == nil {
+		t.Fatalf("a reader of stranded offsets read %d messages (the stranded state was not made)", len(msgs))
+	}
+	wcancel()
+	m := kafka.NewLagMeter(kafka.Security{}, []string{addr}, topic, "g")
+	defer m.Close()
+	lag, stranded, err := m.Measure(ctx)
+	if err != nil || len(stranded) != parts || lag != 6 {
+		t.Fatalf("measure: lag %d, stranded %v, %v; want lag 6 and %d partitions stranded", lag, stranded, err, parts)
+	}
+	for p, first := range stranded {
+		if first != 0 {
+			t.Errorf("partition %d: rewind to %d, want 0", p, first)
+		}
+	}
+	if err := kafka.RewindStranded(ctx, kafka.Security{}, []string{addr}, topic, "g", stranded); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 6 {
+		msgs, err := c.FetchBatch(ctx, 10, 10*time.Millisecond)
+		if err != nil {
+			t.Fatalf("after the rewind, %d of 6 new messages read: %v", len(got), err)
+		}
+		for _, m := range msgs {
+			got = append(got, string(m.Value))
+		}
+	}
+	for _, v := range got {
+		if !strings.HasPrefix(v, "new") {
+			t.Fatalf("read %q after the rewind: not of the new log", v)
+		}
+	}
+	if _, stranded, err := m.Measure(ctx); err != nil || len(stranded) != 0 {
+		t.Fatalf("after the rewind: stranded %v, %v", stranded, err)
 	}
 }
