@@ -41,7 +41,8 @@
 -- no buyer holds a mark, no user comes twice, and the shard has a unit for
 -- each. It writes the caller's arguments as they are (building them in Lua
 -- cost Redis 0.4 to 0.6 µs a buyer) and answers with one number, without
--- walking the buyers (0.3 to 0.5 µs a buyer less: docs/performance.md).
+-- walking the buyers (a quarter fewer instructions for a call of 14:
+-- docs/performance.md).
 -- Only a call with a mark, a user twice or too few units walks its buyers
 -- and builds its writes here.
 -- Reply of the usual call: left, the units that remained in the shard after
