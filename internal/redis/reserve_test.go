@@ -93,6 +93,16 @@ func reserveQueued(t *testing.T, s *redis.Store, c *gatedClient, item int64, buy
 	})
 }
 
+// wantAnswers checks each of buys against its answer in want.
+func wantAnswers(t *testing.T, buys []buy, want []redis.ReserveResult) {
+	t.Helper()
+	for i, b := range buys {
+		if b.err != nil || b.res != want[i] {
+			t.Errorf("buy %d (user %d, order %s): %+v %v, want %+v", i, b.user, b.order, b.res, b.err, want[i])
+		}
+	}
+}
+
 // queued runs n buys of a shard, buy(0) to buy(n-1), each in a goroutine
 // of its own: the first goes at once and is held at the gate, the others
 // are started one by one, each once the previous waits in the shard's
@@ -216,11 +226,7 @@ func TestReserveSameUserInOneCall(t *testing.T) {
 		{Outcome: redis.Reserved, Left: 7, Earlier: true}, // not in the entry again
 		{Outcome: redis.DuplicateBuyer, OrderID: "lead"},
 	}
-	for i, b := range buys {
-		if b.err != nil || b.res != want[i] {
-			t.Errorf("buy %d (user %d, order %s): %+v %v, want %+v", i, b.user, b.order, b.res, b.err, want[i])
-		}
-	}
+	wantAnswers(t, buys, want)
 	if n := c.calls.Load(); n != 2 {
 		t.Errorf("%d script calls, want 2", n)
 	}
@@ -254,11 +260,7 @@ func TestReserveUserTwiceAmongNewBuyers(t *testing.T) {
 		{Outcome: redis.DuplicateBuyer, OrderID: "a"},
 		{Outcome: redis.Reserved, Left: 6},
 	}
-	for i, b := range buys {
-		if b.err != nil || b.res != want[i] {
-			t.Errorf("buy %d (user %d, order %s): %+v %v, want %+v", i, b.user, b.order, b.res, b.err, want[i])
-		}
-	}
+	wantAnswers(t, buys, want)
 	outbox, err := plain.Outbox(ctx, item, 0)
 	if err != nil || len(outbox) != 2 || outbox["lead"] == "" || outbox["a b d"] == "" {
 		t.Fatalf("outbox: %v %v, want the entries lead and a b d", outbox, err)
