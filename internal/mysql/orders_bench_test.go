@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,11 +53,16 @@ const benchPhase = 8
 //
 //	BENCH_B_INSERT=1 BENCH_B_SQL="$(cat internal/mysql/testdata/before_005.sql)" \
 //	  go test -run '^$' -bench WriteReservations -benchtime 800x ./internal/mysql
+//
+// scripts/mariadb-instructions.sh counts the instructions the server runs a
+// row instead, which do not swing with the machine. It counts both
+// databases as one, so there a schema change goes into $BENCH_A_SQL, which
+// is applied to the first database as $BENCH_B_SQL is to B.
 func BenchmarkWriteReservations(b *testing.B) {
-	addr, pid := testenv.StartPlainMariaDB(b)
+	addr, pid := benchServer(b)
 	for _, size := range []int{250, 1000} {
 		b.Run("batch="+strconv.Itoa(size), func(b *testing.B) {
-			vs := []*benchVariant{newVariant(b, addr, "", b.N*size, "", false)}
+			vs := []*benchVariant{newVariant(b, addr, "", b.N*size, os.Getenv("BENCH_A_SQL"), false)}
 			if sql, insert := os.Getenv("BENCH_B_SQL"), os.Getenv("BENCH_B_INSERT") == "1"; sql != "" || insert {
 				vs = append(vs, newVariant(b, addr, "-B", b.N*size, sql, insert))
 			}
@@ -65,7 +71,9 @@ func BenchmarkWriteReservations(b *testing.B) {
 			for done := 0; done < b.N; done += benchPhase {
 				for _, v := range vs {
 					before := serverCPU(b, pid)
+					counting(b, pid, "on")
 					v.write(ctx, b, size, min(benchPhase, b.N-done))
+					counting(b, pid, "off")
 					v.cpu += serverCPU(b, pid) - before
 				}
 			}
@@ -146,6 +154,37 @@ func (v *benchVariant) write(ctx context.Context, b *testing.B, size, n int) {
 // uk_order_live, which no real sale does.
 func spread(i int64) int64 {
 	return int64(uint64(i) * 0x9E3779B97F4A7C15 & (1<<63 - 1))
+}
+
+// benchServer returns the address and process id of the mariadbd that
+// BenchmarkWriteReservations writes into: one of its own, or the one at
+// $FLASHGATE_BENCH_MARIADB whose process is $FLASHGATE_BENCH_MARIADB_PID
+// (scripts/mariadb-instructions.sh runs one under callgrind). The
+// benchmark's databases are dropped when it ends.
+func benchServer(b *testing.B) (string, int) {
+	addr := os.Getenv("FLASHGATE_BENCH_MARIADB")
+	if addr == "" {
+		return testenv.StartPlainMariaDB(b)
+	}
+	pid, err := strconv.Atoi(os.Getenv("FLASHGATE_BENCH_MARIADB_PID"))
+	if err != nil {
+		b.Fatalf("FLASHGATE_BENCH_MARIADB_PID: %v", err)
+	}
+	return addr, pid
+}
+
+// counting turns on or off the counting of instructions of a mariadbd that
+// runs under callgrind, when $FLASHGATE_BENCH_MARIADB_COUNT is set
+// (scripts/mariadb-instructions.sh): only the batches' writes are counted,
+// not a database's setup nor the polls of flushDirty.
+func counting(b *testing.B, pid int, onOff string) {
+	b.Helper()
+	if os.Getenv("FLASHGATE_BENCH_MARIADB_COUNT") == "" {
+		return
+	}
+	if out, err := exec.Command("callgrind_control", "-i", onOff, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		b.Fatalf("callgrind_control -i %s: %v\n%s", onOff, err, out)
+	}
 }
 
 func serverCPU(b *testing.B, pid int) time.Duration {
