@@ -395,8 +395,17 @@ func (p *Producer) Close() error {
 
 // Consumer reads a topic as a member of a consumer group.
 type Consumer struct {
-	r *kafkago.Reader
+	cfg kafkago.ReaderConfig
+	r   *kafkago.Reader
+	// pastEnd is an ErrPastEnd met while a batch filled: the next
+	// FetchBatch returns it.
+	pastEnd error
 }
+
+// ErrPastEnd is returned by FetchBatch when the reader of a partition found
+// its offset past the partition's end, and the consumer joined its group
+// again (see Consumer.fetch).
+var ErrPastEnd = errors.New("a partition's offset lies past its end, on a log that is gone: joined the group again")
 
 // ConsumerOptions configure NewConsumer.
 type ConsumerOptions struct {
@@ -409,7 +418,8 @@ type ConsumerOptions struct {
 
 // NewConsumer joins a consumer group on a topic.
 func NewConsumer(o ConsumerOptions) *Consumer {
-	return &Consumer{r: kafkago.NewReader(readerConfig(o))}
+	cfg := readerConfig(o)
+	return &Consumer{cfg: cfg, r: kafkago.NewReader(cfg)}
 }
 
 // readerConfig is a group member's reader as o says.
@@ -429,13 +439,20 @@ func readerConfig(o ConsumerOptions) kafkago.ReaderConfig {
 		SessionTimeout:    10 * time.Second,
 		RebalanceTimeout:  3 * time.Second,
 		QueueCapacity:     4096,
+		// A partition's reader that starts past the partition's end
+		// reports it (Consumer.fetch) rather than waiting there.
+		OffsetOutOfRangeError: true,
 	}
 }
 
 // FetchBatch waits for one message, then takes up to max-1 more that arrive
 // within linger.
 func (c *Consumer) FetchBatch(ctx context.Context, max int, linger time.Duration) ([]Message, error) {
-	m, err := c.r.FetchMessage(ctx)
+	if err := c.pastEnd; err != nil {
+		c.pastEnd = nil
+		return nil, err
+	}
+	m, err := c.fetch(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -443,13 +460,39 @@ func (c *Consumer) FetchBatch(ctx context.Context, max int, linger time.Duration
 	lctx, cancel := context.WithTimeout(ctx, linger)
 	defer cancel()
 	for len(out) < max {
-		m, err := c.r.FetchMessage(lctx)
+		m, err := c.fetch(lctx)
 		if err != nil {
+			if errors.Is(err, ErrPastEnd) {
+				c.pastEnd = err
+			}
 			break
 		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// fetch returns the next message. kafka-go's reader of a partition whose
+// offset lies past the partition's end would wait for the log to grow past
+// it, reading nothing of what the partition holds meanwhile; it reports
+// OffsetOutOfRange instead (readerConfig) and stops reading that partition.
+// Such an offset was committed on a log that is gone, such as an embedded
+// broker's after a restart: a member that read a batch before the restart
+// commits it as the group forms on the new broker, and a member that
+// fetched the group's offsets just then starts there, even when a commit
+// of the new log's offsets follows at once and hides it (LagMeter.Measure
+// then finds nothing stranded). Leaving and joining the group again makes
+// every member start from the group's offsets as they are now; when those
+// lie past the end themselves, the workers' rewind (RewindStranded) moves
+// them back, and until then the consumer keeps joining again.
+func (c *Consumer) fetch(ctx context.Context) (Message, error) {
+	m, err := c.r.FetchMessage(ctx)
+	if !errors.Is(err, kafkago.OffsetOutOfRange) {
+		return m, err
+	}
+	cerr := c.r.Close()
+	c.r = kafkago.NewReader(c.cfg)
+	return m, errors.Join(fmt.Errorf("%w: %w", ErrPastEnd, err), cerr)
 }
 
 // Commit commits the offsets of msgs.
