@@ -14,11 +14,13 @@
 # each), of the schema (BENCH_A_SQL: statements applied after the
 # migrations, see the benchmark) or of the server's settings (MARIADB_ARGS,
 # added to mariadbd's).
-# Needs valgrind and Debian's mariadb-server; takes a few minutes.
+# Needs valgrind and Debian's mariadb-server; takes a minute or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 BATCHES=${1:-30}
+# With 1, the benchmark's first run of one batch would be its only one.
+[ "$BATCHES" -ge 2 ] || { echo "mariadb-instructions.sh: BATCHES must be 2 or more" >&2; exit 2; }
 for bin in valgrind callgrind_control mariadb-install-db mariadbd mariadb; do
   command -v "$bin" >/dev/null || { echo "mariadb-instructions.sh: $bin is missing" >&2; exit 1; }
 done

@@ -412,9 +412,10 @@ var loadSeq atomic.Uint64
 // are the batch's and go in the SET clause. Fields are tab-separated and
 // lines end with a newline, with no escape character (ESCAPED BY the empty
 // string): loadable checks that no order id holds either. The data is read
-// as ascii, which every byte of it is (loadable): MariaDB then copies the order id into its ascii column and
-// reads the numbers and the time without converting them from utf8mb4 first
-// (6 % of its instructions a row, docs/performance.md).
+// as ascii, which every byte of it is (loadable): MariaDB then copies the
+// order id into its ascii column and reads the numbers and the time without
+// converting them from utf8mb4 first (6 % of its instructions a row,
+// docs/performance.md).
 func loadOrders(ctx context.Context, tx *sqlx.Tx, rs []flashgate.Reservation, status flashgate.OrderStatus, closed any, restocked bool) (int, error) {
 	buf := make([]byte, 0, len(rs)*80)
 	for _, r := range rs {
