@@ -26,16 +26,8 @@ func TestGroupLag(t *testing.T) {
 	if err := kafka.EnsureTopic(ctx, kafka.Security{}, b.Addrs(), "lag", 3); err != nil {
 		t.Fatal(err)
 	}
-	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: b.Addrs(), Topic: "lag"})
 	const n = 300
-	for i := 0; i < n; i++ {
-		if !p.Enqueue(kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))}) {
-			t.Fatal("enqueue refused")
-		}
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
+	produce(t, b.Addrs(), "lag", "", n)
 	// One meter for every measurement, as a worker keeps it.
 	m := kafka.NewLagMeter(kafka.Security{}, b.Addrs(), "lag", "g")
 	defer m.Close()
@@ -103,19 +95,7 @@ func TestRewindStranded(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	produce := func(n int, tag string) {
-		t.Helper()
-		p := kafka.NewProducer(kafka.ProducerOptions{Brokers: []string{addr}, Topic: topic})
-		for i := 0; i < n; i++ {
-			if !p.Enqueue(kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(tag + fmt.Sprint(i))}) {
-				t.Fatal("enqueue refused")
-			}
-		}
-		if err := p.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce(40, "old")
+	produce(t, []string{addr}, topic, "old", 40)
 	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{addr}, Topic: topic, Group: "g"})
 	var old []kafka.Message
 	for len(old) < 40 {
@@ -147,7 +127,7 @@ func TestRewindStranded(t *testing.T) {
 		}
 	}
 	c.Close()
-	produce(6, "new")
+	produce(t, []string{addr}, topic, "new", 6)
 	c = kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{addr}, Topic: topic, Group: "g"})
 	defer c.Close()
 	wait, wcancel := context.WithTimeout(ctx, 3*time.Second)
@@ -210,19 +190,7 @@ func TestReaderPastEnd(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	produce := func(tag string, n int) {
-		t.Helper()
-		p := kafka.NewProducer(kafka.ProducerOptions{Brokers: b.Addrs(), Topic: topic})
-		for i := 0; i < n; i++ {
-			if !p.Enqueue(kafka.Message{Value: []byte(fmt.Sprint(tag, i))}) {
-				t.Fatal("enqueue refused")
-			}
-		}
-		if err := p.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produce("a", 5)
+	produce(t, b.Addrs(), topic, "a", 5)
 	// The old batch's commit: offset 100 of a log of 5.
 	old := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: b.Addrs(), Topic: topic, Group: "g"})
 	if err := old.Commit(ctx, []kafka.Message{{Topic: topic, Partition: 0, Offset: 99}}); err != nil {
@@ -242,7 +210,7 @@ func TestReaderPastEnd(t *testing.T) {
 	if lag, stranded, err := m.Measure(ctx); err != nil || len(stranded) != 0 || lag != 2 {
 		t.Fatalf("measure: lag %d, stranded %v, %v; want lag 2 and nothing stranded", lag, stranded, err)
 	}
-	produce("b", 2)
+	produce(t, b.Addrs(), topic, "b", 2)
 	want := []string{"a3", "a4", "b0", "b1"}
 	var got []string
 	wait, wcancel := context.WithTimeout(ctx, 15*time.Second)
@@ -261,5 +229,20 @@ func TestReaderPastEnd(t *testing.T) {
 	}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("read %v, want %v", got, want)
+	}
+}
+
+// produce writes n messages to topic and waits until the broker has them:
+// message i has key i and value tag followed by i.
+func produce(t *testing.T, brokers []string, topic, tag string, n int) {
+	t.Helper()
+	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: brokers, Topic: topic})
+	for i := 0; i < n; i++ {
+		if !p.Enqueue(kafka.Message{Key: []byte(fmt.Sprint(i)), Value: []byte(tag + fmt.Sprint(i))}) {
+			t.Fatal("enqueue refused")
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
