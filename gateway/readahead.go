@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flashgate/flashgate/internal/rawnet"
 )
 
 // readAheadSize is how much a connection reads when fasthttp asks it for
@@ -49,7 +51,7 @@ func (l readAheadListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return tc, nil
 	}
-	ra := &readAheadConn{TCPConn: tc, rc: rc}
+	ra := &readAheadConn{TCPConn: tc, rc: rc, raw: rawnet.Wrap(tc)}
 	ra.fill = ra.readInto
 	return ra, nil
 }
@@ -69,9 +71,13 @@ func (l readAheadListener) Accept() (net.Conn, error) {
 // write goes on, so every read and write fails exactly as late as asked:
 // a busy keep-alive connection rearms its timers about once a read
 // timeout, not three times a request.
+//
+// Its reads and writes are rawnet's: they leave the runtime's monitor
+// thread asleep (internal/rawnet).
 type readAheadConn struct {
 	*net.TCPConn
 	rc   syscall.RawConn
+	raw  net.Conn              // the socket's reads and writes: rawnet's
 	fill func(fd uintptr) bool // readInto, bound once
 	buf  *[]byte               // the bytes read ahead, (*buf)[r:w]; nil when none
 	r, w int
@@ -97,13 +103,13 @@ func (c *readAheadConn) Read(p []byte) (int, error) {
 func (c *readAheadConn) read(p []byte) (int, error) {
 	if c.buf == nil {
 		if len(p) >= readAheadSize {
-			return c.TCPConn.Read(p)
+			return c.raw.Read(p)
 		}
 		if err := c.rc.Read(c.fill); err != nil || c.err != nil {
 			// A deadline, a closed or broken connection: the plain read
 			// reports it as net does.
 			c.err = nil
-			return c.TCPConn.Read(p)
+			return c.raw.Read(p)
 		}
 		if c.buf == nil {
 			return 0, io.EOF
@@ -122,7 +128,7 @@ func (c *readAheadConn) read(p []byte) (int, error) {
 func (c *readAheadConn) readInto(fd uintptr) bool {
 	b := readAheadBufs.Get().(*[]byte)
 	for {
-		n, err := syscall.Read(int(fd), *b)
+		n, err := rawnet.ReadFD(fd, *b)
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
@@ -142,10 +148,10 @@ func (c *readAheadConn) readInto(fd uintptr) bool {
 }
 
 func (c *readAheadConn) Write(p []byte) (int, error) {
-	n, err := c.TCPConn.Write(p)
+	n, err := c.raw.Write(p)
 	for err != nil && c.rearm(err, &c.wd, &c.wdSet, c.TCPConn.SetWriteDeadline) {
 		var m int
-		m, err = c.TCPConn.Write(p[n:])
+		m, err = c.raw.Write(p[n:])
 		n += m
 	}
 	return n, err

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/flashgate/flashgate"
+	"github.com/flashgate/flashgate/internal/rawnet"
 )
 
 // Message is a record to produce or a record consumed.
@@ -115,7 +116,11 @@ func StartBrokerWith(o BrokerOptions) (*Broker, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, o.Addr)
+			ln, err := net.Listen(network, o.Addr)
+			if err != nil {
+				return nil, err
+			}
+			return rawnet.Listener{Listener: ln}, nil
 		}),
 	}
 	if o.Topic != "" {

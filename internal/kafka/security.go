@@ -1,14 +1,18 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/flashgate/flashgate/internal/rawnet"
 )
 
 // SASL mechanisms flashgate speaks (contract §13), as FLASHGATE_KAFKA_SASL
@@ -55,7 +59,7 @@ func NewSecurity(mechanism, username, password string, tlsConfig *tls.Config) (S
 func (s Security) dialer(timeout time.Duration) *kafkago.Dialer {
 	return &kafkago.Dialer{
 		Timeout:       timeout,
-		DualStack:     true,
+		DialFunc:      rawDial,
 		SASLMechanism: s.mech,
 		TLS:           s.tls,
 	}
@@ -65,7 +69,15 @@ func (s Security) dialer(timeout time.Duration) *kafkago.Dialer {
 func (s Security) transport() *kafkago.Transport {
 	return &kafkago.Transport{
 		DialTimeout: 5 * time.Second,
+		Dial:        rawDial,
 		SASL:        s.mech,
 		TLS:         s.tls,
 	}
+}
+
+// rawDial dials a broker with a connection whose reads and writes leave the
+// runtime's monitor thread asleep (internal/rawnet); kafka-go puts TLS over
+// it when configured.
+func rawDial(ctx context.Context, network, address string) (net.Conn, error) {
+	return rawnet.Dial(ctx, &net.Dialer{}, network, address)
 }

@@ -5,9 +5,11 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
+	"net"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -15,6 +17,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/flashgate/flashgate/internal/rawnet"
 )
 
 //go:embed migrations/*.sql
@@ -52,10 +56,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["time_zone"] = "'+00:00'"
-	db, err := sqlx.Open("mysql", cfg.FormatDSN())
+	// Connections whose reads and writes leave the runtime's monitor thread
+	// asleep (internal/rawnet); the driver puts TLS over them when asked.
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return rawnet.Dial(ctx, &net.Dialer{}, network, addr)
+	}
+	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open mysql: %w", err)
 	}
+	db := sqlx.NewDb(sql.OpenDB(conn), "mysql")
 	db.SetMaxOpenConns(64)
 	db.SetMaxIdleConns(64)
 	db.SetConnMaxLifetime(30 * time.Minute)

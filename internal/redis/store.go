@@ -117,6 +117,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		// rather than retrying until its deadline.
 		DisableRetry: true,
 		Dialer:       netDialer(),
+		DialCtxFn:    dial,
 		Username:     o.Username,
 		Password:     o.Password,
 		TLSConfig:    o.TLS,
