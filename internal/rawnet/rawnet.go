@@ -23,6 +23,13 @@
 // 40 % (docs/performance.md, "Reads and writes that leave the runtime's
 // monitor asleep").
 //
+// One difference shows under the race detector only: net's reads and writes
+// tell it that what one goroutine wrote to a socket happens before another
+// goroutine of the same process reads it from the other end, and these do
+// not. A test that orders its goroutines' memory only through a connection
+// to itself would then be reported as racy; flashgate's tests order theirs
+// otherwise (go test -race ./... passes).
+//
 // Elsewhere than Linux, Wrap returns the connection as it is.
 package rawnet
 
