@@ -1,10 +1,8 @@
 package kafka
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -56,10 +54,13 @@ func NewSecurity(mechanism, username, password string, tlsConfig *tls.Config) (S
 }
 
 // dialer returns a connection dialer for admin requests and consumers.
+// Connections, here and in transport, go through internal/rawnet (their
+// reads and writes leave the runtime's monitor thread asleep); kafka-go
+// puts TLS over them.
 func (s Security) dialer(timeout time.Duration) *kafkago.Dialer {
 	return &kafkago.Dialer{
 		Timeout:       timeout,
-		DialFunc:      rawDial,
+		DialFunc:      rawnet.DialContext,
 		SASLMechanism: s.mech,
 		TLS:           s.tls,
 	}
@@ -69,15 +70,8 @@ func (s Security) dialer(timeout time.Duration) *kafkago.Dialer {
 func (s Security) transport() *kafkago.Transport {
 	return &kafkago.Transport{
 		DialTimeout: 5 * time.Second,
-		Dial:        rawDial,
+		Dial:        rawnet.DialContext,
 		SASL:        s.mech,
 		TLS:         s.tls,
 	}
-}
-
-// rawDial dials a broker with a connection whose reads and writes leave the
-// runtime's monitor thread asleep (internal/rawnet); kafka-go puts TLS over
-// it when configured.
-func rawDial(ctx context.Context, network, address string) (net.Conn, error) {
-	return rawnet.Dial(ctx, &net.Dialer{}, network, address)
 }

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"net"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -58,9 +57,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	cfg.Params["time_zone"] = "'+00:00'"
 	// Connections whose reads and writes leave the runtime's monitor thread
 	// asleep (internal/rawnet); the driver puts TLS over them when asked.
-	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return rawnet.Dial(ctx, &net.Dialer{}, network, addr)
-	}
+	cfg.DialFunc = rawnet.DialContext
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open mysql: %w", err)

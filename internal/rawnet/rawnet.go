@@ -38,6 +38,13 @@ import (
 	"net"
 )
 
+// DialContext dials address with a zero net.Dialer (its timeout the
+// context's) and wraps the connection: the dial function kafka-go and the
+// MySQL driver take.
+func DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return Dial(ctx, &net.Dialer{}, network, address)
+}
+
 // Dial dials address with d and wraps the connection.
 func Dial(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error) {
 	c, err := d.DialContext(ctx, network, address)
