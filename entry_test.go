@@ -44,3 +44,33 @@ func TestEntry(t *testing.T) {
 		}
 	}
 }
+
+// EntryKey: the reservations one process makes within a window of 128 ms
+// share a key, whatever their users; another window or another process has
+// another; a foreign id is its own key.
+func TestEntryKey(t *testing.T) {
+	ids := flashgate.NewOrderIDs()
+	at := time.UnixMilli(1_700_000_000_000 &^ 127) // a window's first millisecond
+	key := func(g *flashgate.OrderIDs, t time.Time, item int64) string {
+		return string(flashgate.EntryKey(string(g.Append(nil, item, t))))
+	}
+	first := key(ids, at, 1)
+	for _, ms := range []int64{0, 1, 64, 127} {
+		if k := key(ids, at.Add(time.Duration(ms)*time.Millisecond), 9); k != first {
+			t.Errorf("%d ms into the window: key %q, want %q", ms, k, first)
+		}
+	}
+	if k := key(ids, at.Add(128*time.Millisecond), 1); k == first {
+		t.Errorf("next window: key %q, the same as the first's", k)
+	}
+	if k := key(ids, at.Add(-time.Millisecond), 1); k == first {
+		t.Errorf("window before: key %q, the same as the first's", k)
+	}
+	other := flashgate.NewOrderIDs()
+	if k := key(other, at, 1); k == first {
+		t.Errorf("another process: key %q, the same as the first's", k)
+	}
+	if k := string(flashgate.EntryKey("not-an-order")); k != "not-an-order" {
+		t.Errorf("foreign id: key %q", k)
+	}
+}

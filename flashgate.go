@@ -251,10 +251,31 @@ func EntryLines(v []byte) iter.Seq2[Reservation, error] {
 // lines.
 func EntryLen(v []byte) int { return 1 + bytes.Count(v, []byte{'\n'}) }
 
-// EntryKey returns the Kafka key of an outbox entry's message: the user id
-// of its first reservation, in decimal. The gateway and the relay key an
-// entry alike, so that copies of it go to one partition.
-func EntryKey(firstUser int64) []byte { return strconv.AppendInt(nil, firstUser, 10) }
+// EntryKey returns the Kafka key of an outbox entry's message, read from the
+// order id of its first reservation: the id's process part, then its
+// millisecond time in windows of 128 ms. The gateway and the relay key an
+// entry alike, so that copies of it go to one partition. And the entries
+// one process makes within a window share their key, so that a producer's
+// write of them goes to one partition: kafka-go sends a write as one
+// produce request a partition, and the embedded broker and the workers'
+// readers pay for each (docs/performance.md, "One partition a window").
+// An id that is not one of ours is its own key.
+func EntryKey(firstOrderID string) []byte {
+	ms, ok := OrderIDMilli(firstOrderID)
+	if !ok {
+		return []byte(firstOrderID)
+	}
+	key := make([]byte, 0, 24)
+	key = append(key, firstOrderID[10:18]...) // 40 bits of process id
+	key = append(key, '.')
+	return strconv.AppendInt(key, ms>>entryWindowBits, 10)
+}
+
+// entryWindowBits sets EntryKey's window: 2^7 = 128 ms, several times the
+// gateway producer's linger (20 ms), so that most of its writes fall within
+// one window, and short enough that the partitions take turns many times a
+// second.
+const entryWindowBits = 7
 
 // EntryField returns the outbox field of the entry that holds rs, in order.
 func EntryField(rs []Reservation) string {

@@ -547,7 +547,7 @@ func (w *Worker) Relay(ctx context.Context) error {
 				first, _, _ := bytes.Cut(v, []byte{'\n'})
 				var key []byte
 				if r, err := flashgate.ParseReservation(first); err == nil {
-					key = flashgate.EntryKey(r.UserID)
+					key = flashgate.EntryKey(r.OrderID)
 				}
 				msgs = append(msgs, kafka.Message{Key: key, Value: v})
 				n += flashgate.EntryLen(v)

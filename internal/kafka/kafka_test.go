@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/kafka"
 )
 
@@ -146,3 +150,63 @@ func BenchmarkProduceAck(b *testing.B) {
 
 // benchPartitions is the topic of BenchmarkProduceAck: flashgate's default.
 const benchPartitions = 8
+
+// TestWriteOfOneWindowIsOneRequest: the reserve calls' entries one gateway
+// makes within a window (flashgate.EntryKey) go to Kafka in one produce
+// request for one partition, whatever their first users; entries of other
+// windows go to other partitions.
+func TestWriteOfOneWindowIsOneRequest(t *testing.T) {
+	b, err := kafka.StartBroker("t4", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var mu sync.Mutex
+	var requests int
+	partitions := map[int32]bool{}
+	b.Cluster().ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests++
+		for _, topic := range r.(*kmsg.ProduceRequest).Topics {
+			for _, p := range topic.Partitions {
+				partitions[p.Partition] = true
+			}
+		}
+		return nil, nil, false // observed, then handled as usual
+	})
+	seen := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		n, p := requests, len(partitions)
+		requests = 0
+		clear(partitions)
+		return n, p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := kafka.NewProducer(kafka.ProducerOptions{Brokers: b.Addrs(), Topic: "t4"})
+	defer p.Close()
+	ids := flashgate.NewOrderIDs()
+	at := time.UnixMilli(time.Now().UnixMilli() &^ 127) // a window's first millisecond
+	entries := func(step time.Duration) []kafka.Message {
+		msgs := make([]kafka.Message, 40)
+		for i := range msgs {
+			id := string(ids.Append(nil, int64(i+1), at.Add(time.Duration(i)*step)))
+			msgs[i] = kafka.Message{Key: flashgate.EntryKey(id), Value: []byte(id)}
+		}
+		return msgs
+	}
+	if err := p.Write(ctx, entries(time.Millisecond)...); err != nil { // 40 ms: one window
+		t.Fatal(err)
+	}
+	if n, parts := seen(); n != 1 || parts != 1 {
+		t.Errorf("40 entries of one window: %d produce requests for %d partitions, want 1 for 1", n, parts)
+	}
+	if err := p.Write(ctx, entries(128*time.Millisecond)...); err != nil { // 40 windows
+		t.Fatal(err)
+	}
+	if _, parts := seen(); parts < 6 {
+		t.Errorf("40 entries of 40 windows: %d partitions of 8", parts)
+	}
+}

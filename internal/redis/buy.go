@@ -62,7 +62,7 @@ func (s *Store) Buy(ctx context.Context, it *CachedItem, r *flashgate.Reservatio
 				// Its entry is an earlier call's, which this buy cannot
 				// tell was announced: announce the reservation alone
 				// (the worker writes it once, whichever copy comes).
-				res.Unannounced = s.announceValue(ctx, r.UserID, wire)
+				res.Unannounced = s.announceValue(ctx, r.OrderID, wire)
 			}
 			return BuyResult{Outcome: Reserved, OrderID: r.OrderID, Shard: home, Wire: wire, Unannounced: res.Unannounced}, nil
 		case DuplicateBuyer:

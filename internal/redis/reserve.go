@@ -249,7 +249,7 @@ func entryOf(batch []*buyer) (field string, value []byte) {
 
 // An Announcer hands to Kafka the outbox entry of a reserve call that took
 // units: value is the entry's value (flashgate.ParseEntry), the Kafka
-// message, and key the user id of its first reservation. The call's leader
+// message, and key flashgate.EntryKey of its first order id. The call's leader
 // calls it once, after the next call started and before any buyer of the
 // call gets its answer; its error is every taken buyer's Unannounced. For a
 // call of one buyer, value is that buyer's wire buffer (the one passed to
@@ -283,20 +283,20 @@ func (s *Store) announceCall(ctx context.Context, batch []*buyer, value []byte) 
 	if len(took) < len(batch) {
 		_, value = entryOf(took)
 	}
-	err := s.announceValue(ctx, took[0].user, value)
+	err := s.announceValue(ctx, took[0].order, value)
 	for _, b := range took {
 		b.res.Unannounced = err
 	}
 }
 
-// announceValue hands an entry's value to the Announcer, keyed by the user
-// id of its first reservation, user; nil without an Announcer.
-func (s *Store) announceValue(ctx context.Context, user int64, value []byte) error {
+// announceValue hands an entry's value to the Announcer, keyed by the order
+// id of its first reservation, first; nil without an Announcer.
+func (s *Store) announceValue(ctx context.Context, first string, value []byte) error {
 	a := s.announce.Load()
 	if a == nil {
 		return nil
 	}
-	return (*a)(ctx, flashgate.EntryKey(user), value)
+	return (*a)(ctx, flashgate.EntryKey(first), value)
 }
 
 // CreditReserve runs reserve.lua on the user's home shard with a transfer:
@@ -317,7 +317,7 @@ func (s *Store) CreditReserve(ctx context.Context, item int64, shard int, xferID
 	}
 	r := res[0]
 	if r.Outcome == Reserved && !r.Earlier { // the call's entry is this buyer's wire
-		r.Unannounced = s.announceValue(ctx, userID, wire)
+		r.Unannounced = s.announceValue(ctx, orderID, wire)
 	}
 	return r, nil
 }
