@@ -278,7 +278,7 @@ func TestReserveUserTwiceAmongNewBuyers(t *testing.T) {
 
 // TestReserveAnnouncesOneEntryACall: a call that took units hands Kafka one
 // message, the call's outbox entry as the script wrote it, keyed by its
-// first buyer; the announcer's error reaches the buyers it took and only
+// first order id (flashgate.EntryKey); the announcer's error reaches the buyers it took and only
 // them; a buy whose unit an earlier call took is announced alone.
 func TestReserveAnnouncesOneEntryACall(t *testing.T) {
 	const item = 6
@@ -308,7 +308,8 @@ func TestReserveAnnouncesOneEntryACall(t *testing.T) {
 		t.Fatalf("outbox: %v %v", outbox, err)
 	}
 	lead, rest := buys[0].order, buys[1].order+" "+buys[3].order
-	want := []message{{"1", outbox[lead]}, {"2", outbox[rest]}}
+	key := func(order string) string { return string(flashgate.EntryKey(order)) }
+	want := []message{{key(lead), outbox[lead]}, {key(buys[1].order), outbox[rest]}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] || strings.Count(got[1].value, "\n") != 1 {
 		t.Fatalf("announced %q, want %q", got, want)
 	}
@@ -325,7 +326,7 @@ func TestReserveAnnouncesOneEntryACall(t *testing.T) {
 	r := flashgate.Reservation{OrderID: buys[1].order, ItemID: item, UserID: 2, Amount: 100, At: time.Now()}
 	res, err := s.Buy(ctx, it, &r, nil)
 	if err != nil || res.Outcome != redis.Reserved || res.Unannounced != refuse || len(got) != 1 ||
-		got[0] != (message{"2", string(res.Wire)}) {
+		got[0] != (message{key(buys[1].order), string(res.Wire)}) {
 		t.Fatalf("a retried buy: %+v %v, announced %q", res, err, got)
 	}
 }
