@@ -7,6 +7,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -206,6 +207,27 @@ func TestRelayProducesLostReservation(t *testing.T) {
 	st := s.settle(item)
 	if st.Unpaid != 1 || st.Remaining != 4 {
 		t.Fatalf("stats: %+v", st)
+	}
+	// The relay keyed its message as the gateway keys the original
+	// (flashgate.EntryKey), so that a copy goes to the original's partition.
+	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: s.app.Brokers, Topic: s.app.Config.KafkaTopic, Group: "relay-key"})
+	defer c.Close()
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	wire := string(r.AppendWire(nil))
+	for {
+		msgs, err := c.FetchBatch(rctx, 100, 50*time.Millisecond)
+		if err != nil {
+			t.Fatalf("the relayed message was not read back: %v", err)
+		}
+		i := slices.IndexFunc(msgs, func(m kafka.Message) bool { return string(m.Value) == wire })
+		if i < 0 {
+			continue
+		}
+		if got, want := string(msgs[i].Key), string(flashgate.EntryKey(r.OrderID)); got != want {
+			t.Fatalf("relayed with key %q, want %q", got, want)
+		}
+		break
 	}
 }
 
