@@ -114,8 +114,11 @@ func TestDeadlines(t *testing.T) {
 	_, err := c.Read(make([]byte, 1))
 	wantTimeout(t, "read", err)
 
-	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	// Made before the deadline is set: making 64 MiB under the race
+	// detector on a loaded machine once took the whole 100 ms, and the
+	// write then found its deadline passed before writing anything.
 	big := make([]byte, 64<<20)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	n, err := c.Write(big)
 	wantTimeout(t, "write", err)
 	if n == 0 || n == len(big) {
