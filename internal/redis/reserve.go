@@ -249,11 +249,11 @@ func entryOf(batch []*buyer) (field string, value []byte) {
 
 // An Announcer hands to Kafka the outbox entry of a reserve call that took
 // units: value is the entry's value (flashgate.ParseEntry), the Kafka
-// message, and key flashgate.EntryKey of its first order id. The call's leader
-// calls it once, after the next call started and before any buyer of the
-// call gets its answer; its error is every taken buyer's Unannounced. For a
-// call of one buyer, value is that buyer's wire buffer (the one passed to
-// Buy or Reserve): an Announcer that keeps value past its return (a
+// message, and key flashgate.EntryKey of its first order id. The call's
+// leader calls it once, after the next call started and before any buyer of
+// the call gets its answer; its error is every taken buyer's Unannounced.
+// For a call of one buyer, value is that buyer's wire buffer (the one passed
+// to Buy or Reserve): an Announcer that keeps value past its return (a
 // producer's queue) needs callers that do not reuse that buffer, as the
 // gateway's do.
 type Announcer func(ctx context.Context, key, value []byte) error

@@ -278,8 +278,9 @@ func TestReserveUserTwiceAmongNewBuyers(t *testing.T) {
 
 // TestReserveAnnouncesOneEntryACall: a call that took units hands Kafka one
 // message, the call's outbox entry as the script wrote it, keyed by its
-// first order id (flashgate.EntryKey); the announcer's error reaches the buyers it took and only
-// them; a buy whose unit an earlier call took is announced alone.
+// first order id (flashgate.EntryKey); the announcer's error reaches the
+// buyers it took and only them; a buy whose unit an earlier call took is
+// announced alone.
 func TestReserveAnnouncesOneEntryACall(t *testing.T) {
 	const item = 6
 	s, plain, c := openGatedLoaded(t, item, 3)
