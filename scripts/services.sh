@@ -26,6 +26,9 @@ command -v mysql >/dev/null 2>&1 || missing+=(mariadb-client)
 # Alipay sandbox's cashier as a person sees it.
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+# A standard Kafka client reads the reservations topic in the tests
+# (test/kcat_test.go), as an operator would.
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 # make deploy-check: promtool checks the alert rules, systemd-analyze the units.
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
