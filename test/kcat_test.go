@@ -23,11 +23,7 @@ func TestKcatReadsTheTopic(t *testing.T) {
 	}
 	s := start(t, nil)
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
-	a := s.buy(item, s.token(42))
-	if a.Status != 202 {
-		t.Fatalf("buy: %s", a.Raw)
-	}
-	order := a.str("order_id")
+	order := s.buyOrder(item, 42)
 	testenv.Eventually(t, 20*time.Second, func() error {
 		// -e: exit at the end of every partition; -J: each message as a
 		// JSON object, its key and value as strings.
