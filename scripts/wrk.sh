@@ -12,8 +12,8 @@
 # (wrk, the dev process, Redis, MariaDB; wrk and the bare handler in the
 # bare run) a request, against what the machine's cores give a request at
 # the rate measured and at half the bare ceiling (the buys goal), and how
-# many transactions the workers wrote the orders in. Installs wrk from
-# Debian when missing.
+# many transactions the workers wrote the orders in and how many requests
+# the embedded Kafka broker took. Installs wrk from Debian when missing.
 #
 # Starts its own dev stack on free ports with its own database and its own
 # redis-server (so that INFO cpu counts this run only, not the other users
@@ -121,6 +121,16 @@ batches() {
   { curl -fs "$WRK_TARGET/metrics" || true; } | awk '$1 == "flashgate_worker_batch_seconds_count" { b = $2 }
     $1 == "flashgate_worker_reservations_total{result=\"inserted\"}" { n = $2 } END { if (b != "") print b, n }'
 }
+# kafka_requests: the requests the dev process's embedded broker has
+# received so far (data segments into its sockets, `ss -tin`; a request is
+# one segment at these sizes), empty with WRK_TARGET or without ss.
+kafka_requests() {
+  [ -n "${DEVPID:-}" ] && command -v ss >/dev/null 2>&1 || return 0
+  local port
+  port=$(sed -n 's/^  kafka *\[127\.0\.0\.1:\([0-9]*\)\]$/\1/p' "$TMP/dev.log")
+  [ -n "$port" ] || return 0
+  { ss -Htin "sport = :$port" | grep -o 'data_segs_in:[0-9]*' || true; } | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'
+}
 redis_cpu() {
   redis-cli -h "${REDIS%:*}" -p "${REDIS##*:}" info cpu | tr -d '\r' |
     awk -F: '$1 == "used_cpu_sys" || $1 == "used_cpu_user" { s += $2 } END { printf "%.6f", s }'
@@ -185,7 +195,7 @@ for round in $(seq 1 "$REPEAT"); do
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   ridle=$(rate "$r0" "$r1" "$w") midle=$(rate "$m0" "$m1" "$w")
   rcli CONFIG RESETSTAT >/dev/null
-  r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now) d0=$(proc_cpu "${DEVPID:-}") w0=$(batches)
+  r0=$(redis_cpu) m0=$(mysql_cpu) t0=$(now) d0=$(proc_cpu "${DEVPID:-}") w0=$(batches) k0=$(kafka_requests)
   gw=$(run rotate.lua "$WRK_TARGET$path" "$TMP/buy.tok")
   ended=$(now) gwrk=$(cat "$TMP/wrk.cpu")
   accepted=$(( $(reqs "$gw") - $(non2xx "$gw") ))
@@ -198,7 +208,7 @@ for round in $(seq 1 "$REPEAT"); do
     sleep 0.1
   done
   settled=$(awk -v a="$ended" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-  r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now) d1=$(proc_cpu "${DEVPID:-}") w1=$(batches)
+  r1=$(redis_cpu) m1=$(mysql_cpu) t1=$(now) d1=$(proc_cpu "${DEVPID:-}") w1=$(batches) k1=$(kafka_requests)
   w=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
   echo "buy      flashgate $(rps "$gw")/s (p99 $(p99 "$gw"), $(non2xx "$gw") non-2xx) ÷ bare $(rps "$bare")/s = $(ratio "$(rps "$gw")" "$(rps "$bare")")  (goal ≥ 0.50)"
   echo "         $accepted accepted, $orders orders, settled ${settled}s after the storm (goal ≤ 20s); CPU per order: Redis $(per_order "$r0" "$r1" "$orders" "$ridle" "$w") (goal ≤ 5), MariaDB $(per_order "$m0" "$m1" "$orders" "$midle" "$w") (goal ≤ 6)"
@@ -216,6 +226,10 @@ for round in $(seq 1 "$REPEAT"); do
   if [ -n "$w0" ] && [ -n "$w1" ]; then
     awk -v a="$w0" -v b="$w1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[1] - x[1]
       printf "         the workers wrote them in %d transactions, %.0f orders a transaction (FLASHGATE_WORKER_LINGER)\n", n, (n > 0 ? (y[2] - x[2]) / n : 0) }'
+  fi
+  if [ -n "$k0" ] && [ -n "$k1" ]; then
+    awk -v a="$k0" -v b="$k1" -v n="$orders" 'BEGIN {
+      printf "         the embedded broker took %d Kafka requests, %.1f a 1,000 orders (docs/performance.md, \"One partition a window\")\n", b - a, (n > 0 ? (b - a) * 1000 / n : 0) }'
   fi
   echo "         Redis commands during the buy run and its drain, per order (INFO commandstats):"
   cmdstats "$orders"
