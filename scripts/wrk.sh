@@ -5,8 +5,8 @@
 # handler) and against flashgate in the same run, and prints the ratios:
 #   soldout  one token, an item sold out beforehand  (scripts/wrk/soldout.lua)
 #   buy      a fresh user per request, all 202       (scripts/wrk/rotate.lua)
-#   paced    buys at half the rate of the buy run, wrk pacing each
-#            connection (scripts/wrk/paced.lua): p99 at half rate
+#   paced    buys at half the rate of the buy run, sent at that rate by
+#            wrk (scripts/wrk/paced.lua): p99 at half rate
 # plus, for the buy run, Redis and MariaDB CPU per persisted order, how
 # long the storm took to settle, and the budget: the CPU of each process
 # (wrk, the dev process, Redis, MariaDB; wrk and the bare handler in the
@@ -235,13 +235,12 @@ for round in $(seq 1 "$REPEAT"); do
   cmdstats "$orders"
 
   # p99 at half the buy rate just measured, paced by wrk itself (paced.lua)
-  # on a fresh item: each connection waits about conns/half seconds between
-  # answer and next request, less the 1.5 ms an answer takes at that rate on this box.
+  # on a fresh item: the threads send at that rate, arrivals a random gap
+  # apart, whatever the answers take.
   half=$(awk -v r="$(rps "$gw")" 'BEGIN { printf "%d", r / 2 }')
   if [ "$half" -gt 0 ]; then
     path=$(setup buy $((half * ${DURATION%s} * 3 / 2 + 1000)) "$TMP/paced.tok")
-    d=$(awk -v c="$CONNS" -v r="$half" 'BEGIN { d = c * 1000 / r - 1.5; printf "%.3f", (d < 0.1 ? 0.1 : d) }')
-    paced=$(WRK_DELAY_MS=$d run paced.lua "$WRK_TARGET$path" "$TMP/paced.tok")
+    paced=$(WRK_RATE=$half run paced.lua "$WRK_TARGET$path" "$TMP/paced.tok")
     echo "paced    flashgate $(rps "$paced")/s, $(ratio "$(rps "$paced")" "$(rps "$gw")") of the buy rate above: p50 $(sed -n 's/^ *50% *//p' <<<"$paced"), p90 $(sed -n 's/^ *90% *//p' <<<"$paced"), p99 $(p99 "$paced") (goal ≤ 5ms at half; $(non2xx "$paced") non-2xx)"
   fi
 
