@@ -158,6 +158,9 @@ us() { # before after requests → µs a request, or NA
 cores_us() { awk -v c="$(nproc)" -v r="$1" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / r : 0) }'; }
 sum_us() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) if (ARGV[i] != "NA") s += ARGV[i]; printf "%.1f", s }' "$@"; }
 now() { date +%s.%N; }
+# cpu_jiffies: the machine's CPU time so far, all of it and the idle part
+# (idle and iowait), from the first line of /proc/stat.
+cpu_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat; }
 per_order() { # before after orders [idle-CPU-s-per-s window-s] → µs, and net of the idle rate
   [ "$1" != NA ] && [ "$2" != NA ] || { echo "not measured (no /proc of the server here)"; return; }
   awk -v a="$1" -v b="$2" -v n="$3" -v idle="${4:-0}" -v w="${5:-0}" 'BEGIN {
@@ -240,8 +243,17 @@ for round in $(seq 1 "$REPEAT"); do
   half=$(awk -v r="$(rps "$gw")" 'BEGIN { printf "%d", r / 2 }')
   if [ "$half" -gt 0 ]; then
     path=$(setup buy $((half * ${DURATION%s} * 3 / 2 + 1000)) "$TMP/paced.tok")
+    r0=$(redis_cpu) m0=$(mysql_cpu) d0=$(proc_cpu "${DEVPID:-}") s0=$(cpu_jiffies)
     paced=$(WRK_RATE=$half run paced.lua "$WRK_TARGET$path" "$TMP/paced.tok")
+    r1=$(redis_cpu) m1=$(mysql_cpu) d1=$(proc_cpu "${DEVPID:-}") s1=$(cpu_jiffies) pwrk=$(cat "$TMP/wrk.cpu")
     echo "paced    flashgate $(rps "$paced")/s, $(ratio "$(rps "$paced")" "$(rps "$gw")") of the buy rate above: p50 $(sed -n 's/^ *50% *//p' <<<"$paced"), p90 $(sed -n 's/^ *90% *//p' <<<"$paced"), p99 $(p99 "$paced") (goal ≤ 5ms at half; $(non2xx "$paced") non-2xx)"
+    # The same budget at this rate (the workers' last batch may fall after
+    # the run), and how busy the machine's cores were: the tail is their
+    # queue (docs/performance.md, "Where a buy waits at half rate").
+    pn=$(reqs "$paced")
+    p_wrk=$(us 0 "$pwrk" "$pn") p_dev=$(us "$d0" "$d1" "$pn") p_r=$(us "$r0" "$r1" "$pn") p_m=$(us "$m0" "$m1" "$pn")
+    echo "         budget, µs of CPU a buy at this rate: wrk $p_wrk + flashgate dev $p_dev + Redis $p_r + MariaDB $p_m = $(sum_us "$p_wrk" "$p_dev" "$p_r" "$p_m");" \
+      "the $(nproc) cores were $(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]; printf "%.0f", (t > 0 ? 100 * (1 - (y[2] - x[2]) / t) : 0) }') % busy"
   fi
 
   if [ "${WRK_BENCH:-0}" = 1 ]; then
