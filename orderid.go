@@ -101,8 +101,15 @@ func OrderItem(id string) (int64, bool) {
 			return 0, false
 		}
 	}
+	// A positive decimal as Append writes it: no sign, no leading zero.
+	// (Checked here rather than by formatting v again, which allocated for
+	// an item id of three digits or more on every reserve call's Kafka key:
+	// EntryKey reads the id through OrderIDMilli.)
+	if d := id[27]; d < '1' || d > '9' {
+		return 0, false
+	}
 	v, err := strconv.ParseInt(id[27:], 10, 64)
-	if err != nil || v <= 0 || strconv.FormatInt(v, 10) != id[27:] {
+	if err != nil {
 		return 0, false
 	}
 	return v, true

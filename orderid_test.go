@@ -51,3 +51,22 @@ func TestOrderIDMilli(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderItem reads back the item id Append wrote, and refuses an item
+// part Append would not write: a sign, a leading zero, zero, anything not a
+// digit, a number past int64.
+func TestOrderItem(t *testing.T) {
+	ids := flashgate.NewOrderIDs()
+	for _, item := range []int64{1, 9, 10, 42, 1<<63 - 1} {
+		id := string(ids.Append(nil, item, time.Now()))
+		if got, ok := flashgate.OrderItem(id); !ok || got != item {
+			t.Errorf("OrderItem(%s) = %d, %v; want %d", id, got, ok, item)
+		}
+	}
+	base := "01JDQ00000000000000000000A-"
+	for _, tail := range []string{"0", "042", "+42", "-42", "4 2", "42x", "9223372036854775808", ""} {
+		if v, ok := flashgate.OrderItem(base + tail); ok {
+			t.Errorf("OrderItem(%q) = %d, true; want false", base+tail, v)
+		}
+	}
+}
