@@ -69,6 +69,12 @@ func (it *Item) StateAt(now time.Time, soldOut bool) ItemState {
 	return StateActive
 }
 
+// NeedsPath reports whether a buy of the item needs the shopper's path
+// token: when the item asks for one, and when it asks for a captcha, since
+// the captcha guards the path and a buy that could skip the path would skip
+// the captcha too.
+func (it *Item) NeedsPath() bool { return it.RequirePath || it.RequireCaptcha }
+
 // OrderStatus is the lifecycle of an order.
 type OrderStatus string
 

@@ -62,7 +62,8 @@ func FuzzBuyRequest(f *testing.F) {
 
 // checkAdmitted fails unless the request in ctx, which reached the
 // reservation, carries a valid token of a shopper who is not banned, for an
-// open item, with the shopper's own path token where the item needs one.
+// open item, with the shopper's own path token where the item needs one (the
+// path item, and the captcha item, whose captcha guards the path).
 func checkAdmitted(t *testing.T, h *harness, ctx *fasthttp.RequestCtx) {
 	t.Helper()
 	authz := ctx.Request.Header.Peek("Authorization")
@@ -76,9 +77,9 @@ func checkAdmitted(t *testing.T, h *harness, ctx *fasthttp.RequestCtx) {
 	}
 	item, err := strconv.ParseInt(strings.TrimPrefix(string(ctx.Request.URI().Path()), "/api/v1/seckill/"), 10, 64)
 	switch {
-	case err != nil || (item != itemOpen && item != itemPath):
+	case err != nil || (item != itemOpen && item != itemPath && item != itemCaptcha):
 		t.Fatalf("admitted to %q", ctx.Request.URI().Path())
-	case item == itemPath && !h.paths.Verify(ctx.QueryArgs().Peek("path"), user, item, now):
+	case item != itemOpen && !h.paths.Verify(ctx.QueryArgs().Peek("path"), user, item, now):
 		t.Fatalf("admitted to item %d without user %d's path token", item, user)
 	}
 }

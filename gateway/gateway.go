@@ -463,7 +463,7 @@ func (g *Gateway) buy(ctx *fasthttp.RequestCtx, rest []byte, now time.Time) flas
 		return reject(ctx, flashgate.NotFound)
 	}
 	g.live.track(id)
-	if it.RequirePath {
+	if it.NeedsPath() {
 		if code, ok := g.admitPath(ctx, user, id, now); !ok {
 			return code
 		}
@@ -575,7 +575,7 @@ func (g *Gateway) itemView(ctx context.Context, id int64, now time.Time) (*itemJ
 	return &itemJSON{ID: it.ID, ActivityID: it.ActivityID, Name: it.Name, Price: it.Price,
 		StartAt: it.StartAt, EndAt: it.EndAt, Stock: it.Stock, Remaining: left,
 		State:  it.StateAt(now, it.SoldOut || left == 0),
-		Points: it.Points, RequirePath: it.RequirePath, RequireCaptcha: it.RequireCaptcha}, nil
+		Points: it.Points, RequirePath: it.NeedsPath(), RequireCaptcha: it.RequireCaptcha}, nil
 }
 
 // activitiesSnap is one rendering of GET /api/v1/activities.

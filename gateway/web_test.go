@@ -77,20 +77,28 @@ func TestCaptchaGuardsThePath(t *testing.T) {
 	if ctx := path(itemCaptcha, q(id, answer)); ctx.Response.StatusCode() != 403 {
 		t.Fatalf("an answer used twice: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
-	// Items without the captcha need none; the buy itself never asks.
+	// Items without the captcha need none.
 	if ctx := path(itemOpen, ""); ctx.Response.StatusCode() != 200 {
 		t.Fatalf("path of an item without captcha: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
-	buy := request("POST", buyURI(itemCaptcha), h.token(8), clientAddr)
+	// The buy never asks for the captcha, but it needs the path token that
+	// only a solved captcha gets, though the item was not created with
+	// require_path: a buy that could skip the path would skip the captcha.
+	buy := request("POST", buyURI(itemCaptcha), h.token(7), clientAddr)
+	serve(g, buy)
+	if buy.Response.StatusCode() != 403 || answerCode(buy) != flashgate.Forbidden {
+		t.Fatalf("buy of a captcha item without the path: %d %s", buy.Response.StatusCode(), buy.Response.Body())
+	}
+	buy = request("POST", buyURI(itemCaptcha)+"?path="+ok.Path, h.token(7), clientAddr)
 	serve(g, buy)
 	if buy.Response.StatusCode() != 202 {
-		t.Fatalf("buy of a captcha item: %d %s", buy.Response.StatusCode(), buy.Response.Body())
+		t.Fatalf("buy of a captcha item with the path its captcha got: %d %s", buy.Response.StatusCode(), buy.Response.Body())
 	}
-	// The item shows the requirement to pages.
+	// The item shows the requirements to pages.
 	item := request("GET", fmt.Sprintf("/api/v1/items/%d", itemCaptcha), "", clientAddr)
 	serve(g, item)
-	if !strings.Contains(string(item.Response.Body()), `"require_captcha":true`) {
-		t.Fatalf("item answer: %s", item.Response.Body())
+	if b := string(item.Response.Body()); !strings.Contains(b, `"require_path":true`) || !strings.Contains(b, `"require_captcha":true`) {
+		t.Fatalf("item answer: %s", b)
 	}
 }
 

@@ -148,33 +148,43 @@ func TestCaptchaAndCountsAcrossGateways(t *testing.T) {
 	c.KafkaBrokers = s.app.Brokers
 	gw2 := "http://" + testenv.Start(t, &c).HTTPAddr
 	item := s.sale(-time.Minute, time.Hour, map[string]any{"stock": 5, "require_captcha": true})
-	path := func(gw, query string) answer {
-		return s.do("GET", fmt.Sprintf("%s/api/v1/seckill/%d/path%s", gw, item, query), s.token(1), nil)
+	path := func(gw string, user int64, query string) answer {
+		return s.do("GET", fmt.Sprintf("%s/api/v1/seckill/%d/path%s", gw, item, query), s.token(user), nil)
 	}
-	if a := path(s.gw, ""); a.Status != 403 || a.code() != "forbidden" {
+	if a := path(s.gw, 1, ""); a.Status != 403 || a.code() != "forbidden" {
 		t.Fatalf("path without captcha: %d %s", a.Status, a.Raw)
 	}
-	cp := s.do("GET", s.gw+"/api/v1/captcha", "", nil)
-	if cp.Status != 200 || !strings.HasPrefix(cp.str("image"), "data:image/png;base64,") {
-		t.Fatalf("captcha: %d %.100s", cp.Status, cp.Raw)
-	}
+	// solved draws a captcha on gw and reads its answer from Redis.
 	rc := s.app.Store.Client()
-	ans, err := rc.Do(context.Background(), rc.B().Get().Key(s.app.Store.Prefix()+":captcha:"+cp.str("captcha_id")).Build()).ToString()
-	if err != nil {
-		t.Fatal(err)
+	solved := func(gw string) string {
+		cp := s.do("GET", gw+"/api/v1/captcha", "", nil)
+		if cp.Status != 200 || !strings.HasPrefix(cp.str("image"), "data:image/png;base64,") {
+			t.Fatalf("captcha: %d %.100s", cp.Status, cp.Raw)
+		}
+		ans, err := rc.Do(context.Background(), rc.B().Get().Key(s.app.Store.Prefix()+":captcha:"+cp.str("captcha_id")).Build()).ToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "?captcha_id=" + url.QueryEscape(cp.str("captcha_id")) + "&captcha=" + ans
 	}
-	q := "?captcha_id=" + url.QueryEscape(cp.str("captcha_id")) + "&captcha=" + ans
-	p := path(gw2, q)
+	q := solved(s.gw)
+	p := path(gw2, 1, q)
 	if p.Status != 200 || p.str("path") == "" {
 		t.Fatalf("answer checked by the other gateway: %d %s", p.Status, p.Raw)
 	}
-	if a := path(s.gw, q); a.Status != 403 {
+	if a := path(s.gw, 1, q); a.Status != 403 {
 		t.Fatalf("the answer used again on the first gateway: %d %s", a.Status, a.Raw)
 	}
-	if a := s.do("POST", fmt.Sprintf("%s/api/v1/seckill/%d", gw2, item), s.token(1), nil); a.Status != 202 {
+	buyURL := func(gw string) string { return fmt.Sprintf("%s/api/v1/seckill/%d", gw, item) }
+	// The captcha guards the buy through the path: none, none bought.
+	if a := s.do("POST", buyURL(gw2), s.token(1), nil); a.Status != 403 || a.code() != "forbidden" {
+		t.Fatalf("buy without the path: %d %s", a.Status, a.Raw)
+	}
+	if a := s.do("POST", buyURL(gw2)+"?path="+p.str("path"), s.token(1), nil); a.Status != 202 {
 		t.Fatalf("buy on the second gateway: %d %s", a.Status, a.Raw)
 	}
-	if a := s.buy(item, s.token(2)); a.Status != 202 {
+	p2 := path(s.gw, 2, solved(gw2))
+	if a := s.do("POST", buyURL(s.gw)+"?path="+p2.str("path"), s.token(2), nil); a.Status != 202 {
 		t.Fatalf("buy on the first gateway: %d %s", a.Status, a.Raw)
 	}
 	testenv.Eventually(t, 5*time.Second, func() error {

@@ -194,8 +194,9 @@ func TestToursRunAsWritten(t *testing.T) {
 		`"status":"draft"`, `"remaining":60,"stock":60`, `"status":"scheduled"`, `"status":"draft"`,
 		`"published_at"`, `"status":"live"`, `"status":"ended"`,
 		`"stats":{"stock":60,"remaining":60`, `"drift":0`,
-		// docs/pages.md: the path without a captcha, then with a wrong one
-		`"code":"forbidden"`, `"code":"forbidden"`,
+		// docs/pages.md: the path without a captcha, the buy without the
+		// path, then the path with a wrong answer
+		`"code":"forbidden"`, `"code":"forbidden"`, `"code":"forbidden"`,
 	}
 	rest := string(out)
 	for _, w := range want {
