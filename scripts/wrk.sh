@@ -122,14 +122,24 @@ batches() {
     $1 == "flashgate_worker_reservations_total{result=\"inserted\"}" { n = $2 } END { if (b != "") print b, n }'
 }
 # kafka_requests: the requests the dev process's embedded broker has
-# received so far (data segments into its sockets, `ss -tin`; a request is
-# one segment at these sizes), empty with WRK_TARGET or without ss.
+# received so far on each of its connections, as "peer=count" words (data
+# segments into its sockets, `ss -tin`; a request is one segment at these
+# sizes), empty with WRK_TARGET or without ss. kafka_delta adds up two
+# readings' differences connection by connection: a client that closes a
+# connection between them takes its count away, which a plain sum read as
+# fewer requests, or fewer than none.
 kafka_requests() {
   [ -n "${DEVPID:-}" ] && command -v ss >/dev/null 2>&1 || return 0
   local port
   port=$(sed -n 's/^  kafka *\[127\.0\.0\.1:\([0-9]*\)\]$/\1/p' "$TMP/dev.log")
   [ -n "$port" ] || return 0
-  { ss -Htin "sport = :$port" | grep -o 'data_segs_in:[0-9]*' || true; } | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }'
+  { ss -Htin "sport = :$port" || true; } | awk '/^[^ \t]/ { peer = $NF; next }
+    match($0, /data_segs_in:[0-9]+/) { printf "%s=%s ", peer, substr($0, RSTART + 13, RLENGTH - 13) }
+    END { print "" }'
+}
+kafka_delta() { # before after: the requests of the connections open at the second reading
+  awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); before[kv[1]] = kv[2] }
+    n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], kv, "="); s += kv[2] - before[kv[1]] }; print s + 0 }'
 }
 redis_cpu() {
   redis-cli -h "${REDIS%:*}" -p "${REDIS##*:}" info cpu | tr -d '\r' |
@@ -230,9 +240,9 @@ for round in $(seq 1 "$REPEAT"); do
     awk -v a="$w0" -v b="$w1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[1] - x[1]
       printf "         the workers wrote them in %d transactions, %.0f orders a transaction (FLASHGATE_WORKER_LINGER)\n", n, (n > 0 ? (y[2] - x[2]) / n : 0) }'
   fi
-  if [ -n "$k0" ] && [ -n "$k1" ]; then
-    awk -v a="$k0" -v b="$k1" -v n="$orders" 'BEGIN {
-      printf "         the embedded broker took %d Kafka requests, %.1f a 1,000 orders (docs/performance.md, \"One partition a window\")\n", b - a, (n > 0 ? (b - a) * 1000 / n : 0) }'
+  if [ -n "$k1" ]; then
+    awk -v k="$(kafka_delta "$k0" "$k1")" -v n="$orders" 'BEGIN {
+      printf "         the embedded broker took %d Kafka requests, %.1f a 1,000 orders (docs/performance.md, \"One partition a window\")\n", k, (n > 0 ? k * 1000 / n : 0) }'
   fi
   echo "         Redis commands during the buy run and its drain, per order (INFO commandstats):"
   cmdstats "$orders"
