@@ -214,7 +214,7 @@
       require_captcha: h('input', { name: 'require_captcha', type: 'checkbox', checked: it && it.require_captcha }),
     };
     f.row = [h('label', {}, 'Name', f.name), h('label', {}, 'Price ¥', f.price), h('label', {}, 'Points', f.points), h('label', {}, 'Stock', f.stock), h('label', {}, 'Shards', f.shards),
-      h('label', { class: 'check' }, f.require_path, 'Hidden path'), h('label', { class: 'check' }, f.require_captcha, 'Captcha')];
+      h('label', { class: 'check' }, f.require_path, 'Hidden path'), h('label', { class: 'check', title: 'the buy needs the path token, handed out only against a solved captcha' }, f.require_captcha, 'Captcha')];
     f.body = () => {
       const b = { name: f.name.value, price: f.price.value.trim(), shards: Number(f.shards.value), require_path: f.require_path.checked, require_captcha: f.require_captcha.checked };
       if (f.points.value !== '') b.points = Number(f.points.value);
