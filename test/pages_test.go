@@ -176,7 +176,7 @@ func TestCaptchaAndCountsAcrossGateways(t *testing.T) {
 		t.Fatalf("the answer used again on the first gateway: %d %s", a.Status, a.Raw)
 	}
 	buyURL := func(gw string) string { return fmt.Sprintf("%s/api/v1/seckill/%d", gw, item) }
-	// The captcha guards the buy through the path: none, none bought.
+	// The captcha guards the buy through the path: no path, no buy.
 	if a := s.do("POST", buyURL(gw2), s.token(1), nil); a.Status != 403 || a.code() != "forbidden" {
 		t.Fatalf("buy without the path: %d %s", a.Status, a.Raw)
 	}
