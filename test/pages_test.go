@@ -184,6 +184,9 @@ func TestCaptchaAndCountsAcrossGateways(t *testing.T) {
 		t.Fatalf("buy on the second gateway: %d %s", a.Status, a.Raw)
 	}
 	p2 := path(s.gw, 2, solved(gw2))
+	if p2.Status != 200 || p2.str("path") == "" {
+		t.Fatalf("second shopper's path with an answer from the other gateway: %d %s", p2.Status, p2.Raw)
+	}
 	if a := s.do("POST", buyURL(s.gw)+"?path="+p2.str("path"), s.token(2), nil); a.Status != 202 {
 		t.Fatalf("buy on the first gateway: %d %s", a.Status, a.Raw)
 	}
