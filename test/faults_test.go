@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/redis/rueidis"
 
 	"github.com/flashgate/flashgate/internal/config"
@@ -49,18 +48,9 @@ func TestRedisDown(t *testing.T) {
 // TestMySQLDown: buys keep being accepted while MySQL is unreachable (they
 // wait in Kafka and the outbox); once it is back every accepted unit is a row.
 func TestMySQLDown(t *testing.T) {
-	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, server.Addr)
+	proxy := testenv.MySQLProxy(t)
 	s := start(t, func(c *config.Config) {
-		dsn, err := mysql.ParseDSN(c.MySQLDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dsn.Addr = proxy.Addr()
-		c.MySQLDSN = dsn.FormatDSN()
+		c.MySQLDSN = proxy.DSN(t, c.MySQLDSN)
 	})
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 50, "shards": 4})
 	proxy.Cut()

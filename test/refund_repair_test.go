@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/flashgate/flashgate/internal/alipay"
 	"github.com/flashgate/flashgate/internal/config"
 	"github.com/flashgate/flashgate/internal/paysim"
@@ -38,11 +36,7 @@ func TestRefundConfirmedButNotRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, server.Addr)
+	proxy := testenv.MySQLProxy(t)
 	// In front of the sandbox: once armed, MySQL is cut right after Alipay
 	// has refunded, before flashgate can record it.
 	var armed atomic.Bool
@@ -59,12 +53,7 @@ func TestRefundConfirmedButNotRecorded(t *testing.T) {
 	t.Cleanup(func() { front.Close(); sim.Close() })
 
 	s := start(t, func(c *config.Config) {
-		dsn, err := mysql.ParseDSN(c.MySQLDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dsn.Addr = proxy.Addr()
-		c.MySQLDSN = dsn.FormatDSN()
+		c.MySQLDSN = proxy.DSN(t, c.MySQLDSN)
 		c.AlipayGateway = front.URL + paysim.GatewayPath
 		c.AlipayAppID = appID
 		c.AlipayPrivateKey = keys + "merchant_pkcs8.pem"

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/redis/rueidis"
 
 	"github.com/flashgate/flashgate/internal/app"
@@ -195,18 +194,9 @@ func TestRedisReplyLost(t *testing.T) {
 // within its shutdown deadline. The batch's offsets stay uncommitted, so it
 // is written after a restart.
 func TestWorkerShutdownWithHungMySQL(t *testing.T) {
-	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, server.Addr)
+	proxy := testenv.MySQLProxy(t)
 	cfg := testenv.Config(t)
-	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn.Addr = proxy.Addr()
-	cfg.MySQLDSN = dsn.FormatDSN()
+	cfg.MySQLDSN = proxy.DSN(t, cfg.MySQLDSN)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a, err := app.Start(ctx, cfg, testenv.Logger(t))
@@ -303,18 +293,9 @@ func TestWebSocketCaps(t *testing.T) {
 // while a refresh waits on a hung MySQL, other requests get the last
 // snapshot at once instead of queueing behind it.
 func TestActivitiesServedWhileMySQLHangs(t *testing.T) {
-	server, err := mysql.ParseDSN(testenv.MySQLServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, server.Addr)
+	proxy := testenv.MySQLProxy(t)
 	s := start(t, func(c *config.Config) {
-		dsn, err := mysql.ParseDSN(c.MySQLDSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dsn.Addr = proxy.Addr()
-		c.MySQLDSN = dsn.FormatDSN()
+		c.MySQLDSN = proxy.DSN(t, c.MySQLDSN)
 	})
 	s.sale(-time.Second, time.Hour, map[string]any{"stock": 5, "shards": 1})
 	if a := s.do("GET", s.gw+"/api/v1/activities", "", nil); a.Status != 200 {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
-
 	"github.com/flashgate/flashgate"
 	"github.com/flashgate/flashgate/internal/mysql"
 	"github.com/flashgate/flashgate/internal/redis"
@@ -21,17 +19,8 @@ import (
 // the test can cut, as a process that dies loses its connections.
 func doomedOps(t *testing.T, s *stack) (*sale.Ops, *testenv.Proxy) {
 	t.Helper()
-	server, err := gomysql.ParseDSN(testenv.MySQLServerDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, server.Addr)
-	dsn, err := gomysql.ParseDSN(s.app.Config.MySQLDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn.Addr = proxy.Addr()
-	db, err := mysql.Open(context.Background(), dsn.FormatDSN())
+	proxy := testenv.MySQLProxy(t)
+	db, err := mysql.Open(context.Background(), proxy.DSN(t, s.app.Config.MySQLDSN))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Proxy is a TCP proxy in front of a real service, for fault tests: Cut
@@ -155,4 +157,27 @@ func (p *Proxy) pipe(dst, src net.Conn, reply bool) {
 	delete(p.conns, dst)
 	delete(p.conns, src)
 	p.mu.Unlock()
+}
+
+// MySQLProxy starts a proxy in front of the machine's MySQL
+// (MySQLServerDSN), for tests that cut or hang the database.
+func MySQLProxy(t testing.TB) *Proxy {
+	t.Helper()
+	server, err := mysql.ParseDSN(MySQLServerDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewProxy(t, server.Addr)
+}
+
+// DSN is dsn through the proxy: the same user, database and parameters,
+// the proxy's address.
+func (p *Proxy) DSN(t testing.TB, dsn string) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = p.Addr()
+	return cfg.FormatDSN()
 }
