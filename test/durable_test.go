@@ -16,18 +16,7 @@ import (
 // reservation stays in the outbox and becomes that order once a broker is
 // back, and a retry answers duplicate with it (contract §14).
 func TestAckKafka(t *testing.T) {
-	base := testenv.Config(t)
-	broker, err := kafka.StartBroker(base.KafkaTopic, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := broker.Addrs()[0]
-	s := start(t, func(c *config.Config) {
-		*c = *base
-		c.KafkaBrokers = []string{addr}
-		c.KafkaPartitions = 2
-		c.Ack = config.AckKafka
-	})
+	s, broker := startOwnBroker(t, func(c *config.Config) { c.Ack = config.AckKafka })
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 20, "shards": 2})
 
 	a := s.buy(item, s.token(1))
@@ -37,7 +26,7 @@ func TestAckKafka(t *testing.T) {
 	first := a.str("order_id")
 	// The 202 came after the acknowledgement: a reader of the topic finds
 	// the reservation without the relay's help.
-	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{addr}, Topic: base.KafkaTopic, Group: "durable-test-reader"})
+	c := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: []string{broker.addr}, Topic: broker.topic, Group: "durable-test-reader"})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for found := false; !found; {
@@ -65,11 +54,7 @@ func TestAckKafka(t *testing.T) {
 		t.Fatalf("retry while kafka is down: %d %s (want duplicate %s)", a.Status, a.Raw, kept)
 	}
 
-	again, err := kafka.StartBrokerAt(addr, base.KafkaTopic, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(again.Close)
+	broker.again(t)
 	testenv.Eventually(t, 60*time.Second, func() error {
 		got := rows(t, s, item)
 		if got[first] != 1 || got[kept] != 2 {

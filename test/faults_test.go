@@ -121,17 +121,7 @@ func TestPublishIgnoresLeftoverKeys(t *testing.T) {
 // reservation waits in the Redis outbox); when a broker is back at the same
 // address the relay produces them and every accepted buy becomes a row.
 func TestKafkaDown(t *testing.T) {
-	base := testenv.Config(t)
-	broker, err := kafka.StartBroker(base.KafkaTopic, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := broker.Addrs()[0]
-	s := start(t, func(c *config.Config) {
-		*c = *base
-		c.KafkaBrokers = []string{addr}
-		c.KafkaPartitions = 2
-	})
+	s, broker := startOwnBroker(t, nil)
 	item := s.sale(-time.Second, time.Hour, map[string]any{"stock": 20, "shards": 2})
 	broker.Close()
 	accepted := map[string]int64{}
@@ -143,11 +133,7 @@ func TestKafkaDown(t *testing.T) {
 		accepted[a.str("order_id")] = u
 	}
 	time.Sleep(time.Second)
-	again, err := kafka.StartBrokerAt(addr, base.KafkaTopic, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(again.Close)
+	broker.again(t)
 	testenv.Eventually(t, 60*time.Second, func() error {
 		got := rows(t, s, item)
 		for order := range accepted {
@@ -160,4 +146,44 @@ func TestKafkaDown(t *testing.T) {
 	if st := s.settle(item); st.Unpaid != 10 || st.Remaining != 10 {
 		t.Fatalf("stats: %+v", st)
 	}
+}
+
+// ownBroker is a Kafka-protocol broker of one test's own, which it may
+// stop and start again at the same address (empty, as a broker that lost
+// its log).
+type ownBroker struct {
+	*kafka.Broker
+	addr, topic string
+}
+
+// startOwnBroker starts a stack on a broker of its own with two
+// partitions; mutate, when set, changes the stack's settings further.
+func startOwnBroker(t *testing.T, mutate func(*config.Config)) (*stack, *ownBroker) {
+	t.Helper()
+	base := testenv.Config(t)
+	b, err := kafka.StartBroker(base.KafkaTopic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	broker := &ownBroker{Broker: b, addr: b.Addrs()[0], topic: base.KafkaTopic}
+	s := start(t, func(c *config.Config) {
+		*c = *base
+		c.KafkaBrokers = []string{broker.addr}
+		c.KafkaPartitions = 2
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return s, broker
+}
+
+// again starts a broker at the stopped one's address.
+func (b *ownBroker) again(t *testing.T) {
+	t.Helper()
+	again, err := kafka.StartBrokerAt(b.addr, b.topic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
 }
