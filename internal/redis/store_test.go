@@ -24,6 +24,32 @@ func openLoaded(t *testing.T, units int64) *redis.Store {
 	return s
 }
 
+// putSpread stores an item on sale now with units spread over its shards
+// as publishing spreads them, and returns it from the store's cache.
+func putSpread(t *testing.T, s *redis.Store, item int64, shards, units int) *redis.CachedItem {
+	t.Helper()
+	ctx := context.Background()
+	for sh := 0; sh < shards; sh++ {
+		share := int64(units / shards)
+		if sh < units%shards {
+			share++
+		}
+		if _, err := s.Preload(ctx, item, sh, share); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it := &flashgate.Item{ID: item, Shards: shards, Stock: int64(units), Price: 100,
+		StartAt: time.Now().Add(-time.Hour), EndAt: time.Now().Add(time.Hour)}
+	if err := s.PutItem(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := s.Items().Get(ctx, item, time.Now())
+	if err != nil || cached.Missing {
+		t.Fatalf("cached item: %+v %v", cached, err)
+	}
+	return cached
+}
+
 func openB(t testing.TB) *redis.Store {
 	t.Helper()
 	s, err := redis.Open(context.Background(), redis.Options{Addrs: []string{testenv.RedisAddr()}, Prefix: testenv.Prefix(t)})
@@ -173,22 +199,7 @@ func TestBuyBorrows(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
 	const item, shards, units = 4, 16, 100
-	for sh := 0; sh < shards; sh++ {
-		share := int64(units / shards)
-		if sh < units%shards {
-			share++
-		}
-		s.Preload(ctx, item, sh, share)
-	}
-	it := &flashgate.Item{ID: item, Shards: shards, Stock: units, Price: 100,
-		StartAt: time.Now().Add(-time.Hour), EndAt: time.Now().Add(time.Hour)}
-	if err := s.PutItem(ctx, it); err != nil {
-		t.Fatal(err)
-	}
-	cached, err := s.Items().Get(ctx, item, time.Now())
-	if err != nil || cached.Missing {
-		t.Fatalf("cached item: %+v %v", cached, err)
-	}
+	cached := putSpread(t, s, item, shards, units)
 	ids := flashgate.NewOrderIDs()
 	sold := 0
 	for user := int64(1); user <= units; user++ {
@@ -259,22 +270,7 @@ func TestBuyBorrowsConcurrently(t *testing.T) {
 			s := open(t)
 			ctx := context.Background()
 			const item, units, workers = 5, 3000, 128
-			for sh := 0; sh < shards; sh++ {
-				share := int64(units / shards)
-				if sh < units%shards {
-					share++
-				}
-				s.Preload(ctx, item, sh, share)
-			}
-			it := &flashgate.Item{ID: item, Shards: shards, Stock: units, Price: 100,
-				StartAt: time.Now().Add(-time.Hour), EndAt: time.Now().Add(time.Hour)}
-			if err := s.PutItem(ctx, it); err != nil {
-				t.Fatal(err)
-			}
-			cached, err := s.Items().Get(ctx, item, time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
+			cached := putSpread(t, s, item, shards, units)
 			ids := flashgate.NewOrderIDs()
 			users := make(chan int64, units)
 			for u := int64(1); u <= units; u++ {
