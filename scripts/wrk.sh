@@ -168,6 +168,8 @@ us() { # before after requests → µs a request, or NA
 cores_us() { awk -v c="$(nproc)" -v r="$1" 'BEGIN { printf "%.1f", (r > 0 ? c * 1e6 / r : 0) }'; }
 sum_us() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) if (ARGV[i] != "NA") s += ARGV[i]; printf "%.1f", s }' "$@"; }
 now() { date +%s.%N; }
+# stack_us WRK DEV REDIS MARIADB: a buy's µs of each process, and their sum.
+stack_us() { echo "wrk $1 + flashgate dev $2 + Redis $3 + MariaDB $4 = $(sum_us "$@")"; }
 # cpu_jiffies: the machine's CPU time so far, all of it and the idle part
 # (idle and iowait), from the first line of /proc/stat.
 cpu_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat; }
@@ -234,7 +236,7 @@ for round in $(seq 1 "$REPEAT"); do
   b_wrk=$(us 0 "$bwrk" "$bn") b_h=$(us "$h0" "$h1" "$bn")
   g_wrk=$(us 0 "$gwrk" "$gn") g_dev=$(us "$d0" "$d1" "$orders") g_r=$(us "$r0" "$r1" "$orders") g_m=$(us "$m0" "$m1" "$orders")
   echo "         budget, µs of CPU a request: bare run: wrk $b_wrk + handler $b_h = $(sum_us "$b_wrk" "$b_h");" \
-    "buy run: wrk $g_wrk + flashgate dev $g_dev + Redis $g_r + MariaDB $g_m = $(sum_us "$g_wrk" "$g_dev" "$g_r" "$g_m")" \
+    "buy run: $(stack_us "$g_wrk" "$g_dev" "$g_r" "$g_m")" \
     "($(nproc) cores give $(cores_us "$(rps "$gw")") at this rate; buys ÷ ceiling ≥ 0.50 needs ≤ $(cores_us "$(awk -v r="$(rps "$bare")" 'BEGIN { print r / 2 }')"))"
   if [ -n "$w0" ] && [ -n "$w1" ]; then
     awk -v a="$w0" -v b="$w1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[1] - x[1]
@@ -262,7 +264,7 @@ for round in $(seq 1 "$REPEAT"); do
     # queue (docs/performance.md, "Where a buy waits at half rate").
     pn=$(reqs "$paced")
     p_wrk=$(us 0 "$pwrk" "$pn") p_dev=$(us "$d0" "$d1" "$pn") p_r=$(us "$r0" "$r1" "$pn") p_m=$(us "$m0" "$m1" "$pn")
-    echo "         budget, µs of CPU a buy at this rate: wrk $p_wrk + flashgate dev $p_dev + Redis $p_r + MariaDB $p_m = $(sum_us "$p_wrk" "$p_dev" "$p_r" "$p_m");" \
+    echo "         budget, µs of CPU a buy at this rate: $(stack_us "$p_wrk" "$p_dev" "$p_r" "$p_m");" \
       "the $(nproc) cores were $(awk -v a="$s0" -v b="$s1" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1]; printf "%.0f", (t > 0 ? 100 * (1 - (y[2] - x[2]) / t) : 0) }') % busy"
   fi
 
